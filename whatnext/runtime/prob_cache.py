@@ -1,0 +1,105 @@
+"""Per-member probability caches: the contract between inference and the ensemble.
+
+Layout: ``{cache_dir}/{member}/{fit}-{split}.npz`` with a provenance sidecar
+``{cache_dir}/{member}/{fit}-{split}.json``, where ``fit`` is ``train`` (validation
+held out) or ``trainval`` (the sidecar twin) and ``split`` is ``val`` or ``test``.
+
+The ``.npz`` holds ``ids`` (unicode array [n]) and ``probs`` (float32 [n, num_classes],
+rows summing to 1). It never needs pickle. Readers validate everything and raise
+:class:`ProbCacheError` naming the file at fault.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from whatnext.runtime.atomic import atomic_path, write_json
+
+FITS = ("train", "trainval")
+SPLITS = ("val", "test")
+ROW_SUM_TOLERANCE = 1e-3
+
+
+class ProbCacheError(ValueError):
+    """A probability cache that is missing, malformed or does not match what was expected."""
+
+
+@dataclass
+class ProbCache:
+    """One member's probabilities on one split."""
+
+    ids: np.ndarray  # unicode [n]
+    probs: np.ndarray  # float32 [n, num_classes]
+    provenance: dict = field(default_factory=dict)
+
+
+def cache_path(cache_dir: str | Path, member: str, fit: str, split: str) -> Path:
+    """Where member ``member`` trained on ``fit`` caches its ``split`` probabilities."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return Path(cache_dir) / member / f"{fit}-{split}.npz"
+
+
+def validate_probs(ids: np.ndarray, probs: np.ndarray, where: str, num_classes: int | None = None) -> None:
+    """Raise ProbCacheError unless ids are unique strings and probs are finite normalised rows."""
+    if probs.ndim != 2:
+        raise ProbCacheError(f"{where}: probs must be 2-D [clips, classes], got shape {probs.shape}")
+    if num_classes is not None and probs.shape[1] != num_classes:
+        raise ProbCacheError(f"{where}: expected {num_classes} classes, got shape {probs.shape}")
+    if ids.ndim != 1 or len(ids) != probs.shape[0]:
+        raise ProbCacheError(f"{where}: {len(ids)} ids for {probs.shape[0]} probability rows")
+    if len(np.unique(ids)) != len(ids):
+        raise ProbCacheError(f"{where}: duplicate clip ids")
+    finite = np.isfinite(probs).all(axis=1)
+    if not finite.all():
+        raise ProbCacheError(f"{where}: non-finite probabilities for clip {ids[~finite][0]!r}")
+    if (probs < 0).any():
+        bad = ids[(probs < 0).any(axis=1)][0]
+        raise ProbCacheError(f"{where}: negative probability for clip {bad!r}")
+    sums = probs.sum(axis=1, dtype=np.float64)
+    off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
+    if off.any():
+        i = int(np.argmax(off))
+        raise ProbCacheError(f"{where}: probabilities of clip {ids[i]!r} sum to {sums[i]:.6f}, not 1")
+
+
+def write_prob_cache(path: str | Path, ids, probs, provenance: dict) -> None:
+    """Validate and write a cache and its JSON provenance, each atomically (npz last)."""
+    path = Path(path)
+    ids = np.asarray([str(i) for i in ids])
+    probs = np.asarray(probs, dtype=np.float32)
+    validate_probs(ids, probs, str(path))
+    write_json(path.with_suffix(".json"), {**provenance, "num_clips": len(ids), "num_classes": probs.shape[1]})
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, ids=ids, probs=probs)
+
+
+def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_ids=None) -> ProbCache:
+    """Read and validate a cache; with ``expected_ids`` the clip order must match exactly."""
+    path = Path(path)
+    if not path.is_file():
+        raise ProbCacheError(f"{path}: missing probability cache")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            ids, probs = data["ids"], data["probs"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ProbCacheError(f"{path}: unreadable probability cache ({err})") from None
+    if probs.dtype != np.float32:
+        raise ProbCacheError(f"{path}: probs must be float32, got {probs.dtype}")
+    validate_probs(ids, probs, str(path), num_classes)
+    if expected_ids is not None:
+        expected_ids = np.asarray(expected_ids)
+        if len(expected_ids) != len(ids) or not np.array_equal(expected_ids, ids):
+            missing = np.setdiff1d(expected_ids, ids)
+            detail = f"missing clip {missing[0]!r}" if len(missing) else "clip ids in another order or extra"
+            raise ProbCacheError(f"{path}: ids do not match the reference ({detail})")
+    meta_path = path.with_suffix(".json")
+    provenance = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return ProbCache(ids=ids, probs=probs, provenance=provenance)
