@@ -12,6 +12,7 @@ rows summing to 1). It never needs pickle. Readers validate everything and raise
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,15 +59,15 @@ def validate_probs(ids: np.ndarray, probs: np.ndarray, where: str, num_classes: 
         raise ProbCacheError(f"{where}: duplicate clip ids")
     finite = np.isfinite(probs).all(axis=1)
     if not finite.all():
-        raise ProbCacheError(f"{where}: non-finite probabilities for clip {ids[~finite][0]!r}")
+        raise ProbCacheError(f"{where}: non-finite probabilities for clip {str(ids[~finite][0])!r}")
     if (probs < 0).any():
-        bad = ids[(probs < 0).any(axis=1)][0]
+        bad = str(ids[(probs < 0).any(axis=1)][0])
         raise ProbCacheError(f"{where}: negative probability for clip {bad!r}")
     sums = probs.sum(axis=1, dtype=np.float64)
     off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
     if off.any():
         i = int(np.argmax(off))
-        raise ProbCacheError(f"{where}: probabilities of clip {ids[i]!r} sum to {sums[i]:.6f}, not 1")
+        raise ProbCacheError(f"{where}: probabilities of clip {str(ids[i])!r} sum to {sums[i]:.6f}, not 1")
 
 
 def write_prob_cache(path: str | Path, ids, probs, provenance: dict) -> None:
@@ -89,7 +90,7 @@ def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_i
     try:
         with np.load(path, allow_pickle=False) as data:
             ids, probs = data["ids"], data["probs"]
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise ProbCacheError(f"{path}: unreadable probability cache ({err})") from None
     if probs.dtype != np.float32:
         raise ProbCacheError(f"{path}: probs must be float32, got {probs.dtype}")
@@ -98,7 +99,7 @@ def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_i
         expected_ids = np.asarray(expected_ids)
         if len(expected_ids) != len(ids) or not np.array_equal(expected_ids, ids):
             missing = np.setdiff1d(expected_ids, ids)
-            detail = f"missing clip {missing[0]!r}" if len(missing) else "clip ids in another order or extra"
+            detail = f"missing clip {str(missing[0])!r}" if len(missing) else "clip ids in another order or extra"
             raise ProbCacheError(f"{path}: ids do not match the reference ({detail})")
     meta_path = path.with_suffix(".json")
     provenance = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
