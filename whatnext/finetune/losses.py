@@ -1,20 +1,21 @@
-"""Auxiliary self-supervision used while finetuning (seed README, "Auxiliary self-supervision").
+"""Finetuning objectives: label-smoothed classification plus the two auxiliary self-supervised terms.
 
-* Pair direction (weight 0.3 in the recipe): pick two distinct frames of a clip, present
-  them in a random order, and classify whether the order is forward (target 1) or
-  reversed (target 0) from their encoder features.
-* Multi-clip consistency (weight 0.2): symmetric Kullback-Leibler divergence between
-  the class predictions of two clip-coherent augmentations of the same clip.
-
-Everything here works on tensors; the finetune driver decides when to call it.
+* Pair direction (weight 0.3 in the recipe): one ordered pair of distinct time steps per clip,
+  presented in random order (:func:`whatnext.models.sample_frame_pairs`); the
+  :class:`~whatnext.models.PairDirectionHead` predicts whether the order is forward.
+* Multi-clip consistency (weight 0.2): symmetric Kullback-Leibler divergence between the class
+  predictions of two clip-coherent augmentations of the same clip.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-FORWARD, REVERSED = 1, 0
+from whatnext.models import sample_frame_pairs
+
+AUX_WEIGHTS = {"pair_direction": 0.3, "consistency": 0.2}
 
 
 def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor:
@@ -32,37 +33,11 @@ def symmetric_kl(logits_a: torch.Tensor, logits_b: torch.Tensor) -> torch.Tensor
     return 0.5 * (kl_ab + kl_ba)
 
 
-def sample_frame_pairs(batch_size: int, num_frames: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw, per clip, two distinct frame indices in random order.
+def pair_direction_loss(head: nn.Module, step_features: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Binary cross-entropy (nats, batch mean) of ``head`` on one random ordered pair per clip.
 
-    Returns ``(first, second)``, each long [B] in 0..num_frames-1 with first != second;
-    about half the pairs are forward (first < second), half reversed.
+    ``step_features``: [B, T', D] per-step encoder features (T' >= 2); ``head(first, second)`` -> logit [B],
+    positive for "first precedes second". Randomness from ``generator`` (global torch RNG if None).
     """
-    if num_frames < 2:
-        raise ValueError(f"pair direction needs at least 2 frames per clip, got {num_frames}")
-    first = torch.randint(0, num_frames, (batch_size,), generator=generator)
-    offset = torch.randint(1, num_frames, (batch_size,), generator=generator)
-    second = (first + offset) % num_frames
-    return first, second
-
-
-def pair_direction_targets(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """long [B]: 1 (FORWARD) where frame ``first`` precedes frame ``second``, else 0 (REVERSED)."""
-    if (first == second).any():
-        raise ValueError("pair direction: a pair must hold two different frames")
-    return (first < second).long()
-
-
-def gather_frame_pairs(frame_features: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pick the features of each clip's two frames.
-
-    ``frame_features``: [B, T, D]; ``first``/``second``: long [B]. Returns two [B, D] tensors,
-    in presentation order (the order the direction head sees them).
-    """
-    rows = torch.arange(frame_features.shape[0], device=frame_features.device)
-    return frame_features[rows, first], frame_features[rows, second]
-
-
-def pair_direction_loss(pair_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the direction head's [B, 2] logits against targets long [B] (mean, nats)."""
-    return F.cross_entropy(pair_logits.float(), targets)
+    first, second, forward = sample_frame_pairs(step_features, generator)
+    return F.binary_cross_entropy_with_logits(head(first, second).float(), forward.float())

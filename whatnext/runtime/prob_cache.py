@@ -26,7 +26,28 @@ ROW_SUM_TOLERANCE = 1e-3
 
 
 class ProbCacheError(ValueError):
-    """A probability cache that is missing, malformed or does not match what was expected."""
+    """A probability cache that is missing, malformed or does not match what was expected.
+
+    ``reason`` is a short category from :data:`ERROR_REASONS`, so that callers (the
+    ensemble) can report why a member was skipped without parsing the message.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
+
+
+ERROR_REASONS = (
+    "missing cache",
+    "unreadable",
+    "wrong dtype",
+    "wrong shape",
+    "duplicate ids",
+    "non-finite",
+    "negative",
+    "not normalised",
+    "id mismatch",
+)
 
 
 @dataclass
@@ -50,24 +71,24 @@ def cache_path(cache_dir: str | Path, member: str, fit: str, split: str) -> Path
 def validate_probs(ids: np.ndarray, probs: np.ndarray, where: str, num_classes: int | None = None) -> None:
     """Raise ProbCacheError unless ids are unique strings and probs are finite normalised rows."""
     if probs.ndim != 2:
-        raise ProbCacheError(f"{where}: probs must be 2-D [clips, classes], got shape {probs.shape}")
+        raise ProbCacheError(f"{where}: probs must be 2-D [clips, classes], got shape {probs.shape}", "wrong shape")
     if num_classes is not None and probs.shape[1] != num_classes:
-        raise ProbCacheError(f"{where}: expected {num_classes} classes, got shape {probs.shape}")
+        raise ProbCacheError(f"{where}: expected {num_classes} classes, got shape {probs.shape}", "wrong shape")
     if ids.ndim != 1 or len(ids) != probs.shape[0]:
-        raise ProbCacheError(f"{where}: {len(ids)} ids for {probs.shape[0]} probability rows")
+        raise ProbCacheError(f"{where}: {len(ids)} ids for {probs.shape[0]} probability rows", "wrong shape")
     if len(np.unique(ids)) != len(ids):
-        raise ProbCacheError(f"{where}: duplicate clip ids")
+        raise ProbCacheError(f"{where}: duplicate clip ids", "duplicate ids")
     finite = np.isfinite(probs).all(axis=1)
     if not finite.all():
-        raise ProbCacheError(f"{where}: non-finite probabilities for clip {str(ids[~finite][0])!r}")
+        raise ProbCacheError(f"{where}: non-finite probabilities for clip {str(ids[~finite][0])!r}", "non-finite")
     if (probs < 0).any():
         bad = str(ids[(probs < 0).any(axis=1)][0])
-        raise ProbCacheError(f"{where}: negative probability for clip {bad!r}")
+        raise ProbCacheError(f"{where}: negative probability for clip {bad!r}", "negative")
     sums = probs.sum(axis=1, dtype=np.float64)
     off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
     if off.any():
         i = int(np.argmax(off))
-        raise ProbCacheError(f"{where}: probabilities of clip {str(ids[i])!r} sum to {sums[i]:.6f}, not 1")
+        raise ProbCacheError(f"{where}: probabilities of clip {str(ids[i])!r} sum to {sums[i]:.6f}, not 1", "not normalised")
 
 
 def write_prob_cache(path: str | Path, ids, probs, provenance: dict) -> None:
@@ -86,21 +107,21 @@ def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_i
     """Read and validate a cache; with ``expected_ids`` the clip order must match exactly."""
     path = Path(path)
     if not path.is_file():
-        raise ProbCacheError(f"{path}: missing probability cache")
+        raise ProbCacheError(f"{path}: missing probability cache", "missing cache")
     try:
         with np.load(path, allow_pickle=False) as data:
             ids, probs = data["ids"], data["probs"]
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        raise ProbCacheError(f"{path}: unreadable probability cache ({err})") from None
+        raise ProbCacheError(f"{path}: unreadable probability cache ({err})", "unreadable") from None
     if probs.dtype != np.float32:
-        raise ProbCacheError(f"{path}: probs must be float32, got {probs.dtype}")
+        raise ProbCacheError(f"{path}: probs must be float32, got {probs.dtype}", "wrong dtype")
     validate_probs(ids, probs, str(path), num_classes)
     if expected_ids is not None:
         expected_ids = np.asarray(expected_ids)
         if len(expected_ids) != len(ids) or not np.array_equal(expected_ids, ids):
             missing = np.setdiff1d(expected_ids, ids)
             detail = f"missing clip {str(missing[0])!r}" if len(missing) else "clip ids in another order or extra"
-            raise ProbCacheError(f"{path}: ids do not match the reference ({detail})")
+            raise ProbCacheError(f"{path}: ids do not match the reference ({detail})", "id mismatch")
     meta_path = path.with_suffix(".json")
     provenance = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     return ProbCache(ids=ids, probs=probs, provenance=provenance)

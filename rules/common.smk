@@ -1,0 +1,308 @@
+"""All Python of the graph: config validation, paths, the member table and the input functions."""
+
+import os
+import re
+import sys
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+
+from workflow_scripts import config_checks, members as member_table_lib
+from workflow_scripts.members import ConfigError
+from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
+
+try:
+    from workflow_scripts import time_limits as job_limits
+except ImportError:
+    from workflow_scripts import resources as job_limits
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+R = config["results"]
+DATA = f"{R}/data"
+LOGS = f"{R}/logs"
+BENCH = f"{R}/benchmarks"
+FROM_CACHES = config["ensemble"]["caches"] is not None
+CACHE_DIR = config["ensemble"]["caches"]["dir"] if FROM_CACHES else f"{R}/probs"
+TWINS = config["twins"]
+CONDA_ENV = "../envs/whatnext.yaml"  # relative to rules/
+
+try:
+    if config["data"]["source"] == "challenge":
+        CHALLENGE_FILES = config_checks.challenge_data_files(config)
+    if FROM_CACHES:
+        MEMBERS = {}
+        STACKED = config_checks.read_member_ids(
+            config["ensemble"]["caches"]["members"], "ensemble.caches.members"
+        )
+    else:
+        MEMBERS = member_table_lib.member_table(config)
+        STACKED = member_table_lib.stacked_members(
+            MEMBERS, config["ensemble"]["exclude"]
+        )
+    PSEUDO_ROUNDS = member_table_lib.pseudo_rounds(MEMBERS)
+    if FROM_CACHES:
+        config_checks.existing_cache_files(
+            CACHE_DIR,
+            STACKED,
+            [("train", "val"), ("train", "test")]
+            + ([("trainval", "test")] if TWINS else []),
+            "ensemble.caches.dir",
+        )
+except ConfigError as err:
+    raise WorkflowError(f"config error: {err}") from None
+
+
+def _alternatives(names):
+    """A regex matching exactly the given names (none: matches nothing)."""
+    return "|".join(re.escape(n) for n in sorted(names)) or "(?!)"
+
+
+SSL_FAMILIES = config.get("ssl", {})
+
+
+wildcard_constraints:
+    member="[A-Za-z0-9_.-]+",
+    name="[A-Za-z0-9_.]+",
+    head="[A-Za-z0-9_.]+",
+    gen="[0-9]+",
+    round="[0-9]+",
+    fit="train|trainval",
+    split="val|test",
+    family=_alternatives(SSL_FAMILIES),
+
+
+# ---------------------------------------------------------------- data
+
+
+FRAMES_NAME = (
+    CHALLENGE_FILES["frames"].name
+    if config["data"]["source"] == "challenge"
+    else "frames.zip"
+)
+
+
+def data_inputs(wildcards=None):
+    """The data dir's files every stage reads (the stage gets the folder, DATA)."""
+    return [
+        f"{DATA}/{name}"
+        for name in (FRAMES_NAME, "train.csv", "val.csv", "test.csv", "norm_stats.json")
+    ]
+
+
+def data_dir(wildcards, input):
+    """--data of a stage: the folder of its data inputs (``input.data``)."""
+    return os.path.dirname(input.data[-1])
+
+
+def cache_dir(wildcards, input):
+    """--cache-dir of an ensemble stage: the folder above its member caches (``input.caches``)."""
+    return os.path.dirname(os.path.dirname(input.caches[0]))
+
+
+def challenge_file(name):
+    """Input function of the link rule: the challenge's file ``name`` (frames is the zip or the folder)."""
+    return lambda wildcards: str(CHALLENGE_FILES[name])
+
+
+# ---------------------------------------------------------------- SSL cascade
+
+
+def ssl_encoder(family, gen):
+    return f"{R}/ssl/{family}/gen{gen}/encoder.pt"
+
+
+def ssl_inputs(wildcards):
+    """Input function of the SSL rule: data, plus the previous generation (or the declared init)."""
+    family, gen = wildcards.family, int(wildcards.gen)
+    section = SSL_FAMILIES[family]
+    if gen > section["generations"]:
+        raise WorkflowError(
+            f"ssl.{family}.generations is {section['generations']}: no generation {gen}"
+        )
+    found = {"data": data_inputs()}
+    if gen > 1:
+        found["init"] = ssl_encoder(family, gen - 1)
+    elif section.get("init"):
+        found["init"] = section["init"]
+    return found
+
+
+def ssl_params():
+    """Params of the SSL rule: method, arch, the --init-encoder flag, seed and training flags of the generation."""
+
+    def init_flag(wildcards, input):
+        return f"--init-encoder {input.init}" if "init" in input.keys() else ""
+
+    def train_flags(wildcards):
+        settings = merge_settings(
+            config.get("train"), SSL_FAMILIES[wildcards.family].get("train")
+        )
+        seed = job_seed(config["seed"], f"ssl-{wildcards.family}-gen{wildcards.gen}")
+        return f"--seed {seed} {render_flags(settings)}{deadline_flag()}"
+
+    return {
+        "method": lambda wildcards: SSL_FAMILIES[wildcards.family]["method"],
+        "arch": lambda wildcards: SSL_FAMILIES[wildcards.family]["arch"],
+        "init": init_flag,
+        "train": train_flags,
+    }
+
+
+# ---------------------------------------------------------------- finetuning
+
+
+def deadline_flag():
+    return f" --deadline {config['deadline']}" if config.get("deadline") else ""
+
+
+def member_of(family):
+    """A function of wildcards giving the Member a finetune rule of ``family`` builds."""
+
+    def find(wildcards):
+        if family == "cascade":
+            member_id = member_table_lib.cascade_id(
+                wildcards.gen, wildcards.head, wildcards["round"]
+            )
+        else:
+            member_id = f"{family}-{wildcards.name}"
+        if member_id not in MEMBERS:
+            raise WorkflowError(
+                f"member {member_id!r} is not defined by the config (members.{family})"
+            )
+        return MEMBERS[member_id]
+
+    return find
+
+
+def finetune_inputs(family):
+    """Input function: data, the SSL encoder the member finetunes, and its round's pseudo-labels."""
+    find = member_of(family)
+
+    def inputs(wildcards):
+        member = find(wildcards)
+        found = {"data": data_inputs()}
+        if member.ssl_family is not None:
+            found["encoder"] = ssl_encoder(member.ssl_family, member.ssl_generation)
+        if member.round > 0:
+            found["pseudo"] = pseudo_labels(member.round)
+        return found
+
+    return inputs
+
+
+def finetune_params(family):
+    """Params of a finetune rule: head, arch, aux/pseudo flags, seed and training flags of the member."""
+    find = member_of(family)
+
+    def member_flags(wildcards, input):
+        member = find(wildcards)
+        flags = [f"--head {member.head}"]
+        if member.arch:
+            flags.append(f"--arch {member.arch}")
+        flags += [f"--aux {a}" for a in member.aux]
+        if "pseudo" in input.keys():
+            flags.append(f"--pseudo {input.pseudo}")
+        return " ".join(flags)
+
+    def train_flags(wildcards):
+        member = find(wildcards)
+        return f"--seed {member.seed} {render_flags(member.train)}{deadline_flag()}"
+
+    return {"member": member_flags, "train": train_flags}
+
+
+def resume_dir(wildcards, output):
+    """Resumable state of a training job, outside its declared outputs: {results}/resume/<output path>."""
+    return os.path.join(R, "resume", os.path.relpath(os.path.splitext(output[0])[0], R))
+
+
+# ---------------------------------------------------------------- resources
+
+
+def gpu_runtime(rule_name):
+    return lambda wildcards, attempt: job_limits.runtime_minutes(
+        rule_name, wildcards, attempt, config
+    )
+
+
+def gpu_count(rule_name):
+    return job_limits.gpu_job_resources(rule_name, config)["gpu"]
+
+
+def gpu_mem_mb(rule_name):
+    return job_limits.gpu_job_resources(rule_name, config)["mem_mb"]
+
+
+# ---------------------------------------------------------------- caches, pseudo-labels, ensemble
+
+
+def member_checkpoint(wildcards):
+    if wildcards.member not in MEMBERS:
+        raise WorkflowError(
+            f"member {wildcards.member!r} is not defined by the config, so no job builds its cache"
+        )
+    return f"{R}/models/{wildcards.member}/{wildcards.fit}.pt"
+
+
+def cache_file(member, fit, split):
+    return f"{CACHE_DIR}/{member}/{fit}-{split}.npz"
+
+
+STACKER_CACHES = (("train", "val"), ("train", "test"))
+
+
+def member_caches(ids, with_twins=False):
+    pairs = STACKER_CACHES + ((("trainval", "test"),) if with_twins else ())
+    return [cache_file(m, fit, split) for m in ids for fit, split in pairs]
+
+
+def member_list_ids(name):
+    """Ids of the member list ``name``: ``final`` (the stacker's) or ``round{r}`` (members of rounds < r)."""
+    if name == "final":
+        return STACKED
+    return member_table_lib.members_before_round(
+        MEMBERS, int(name.removeprefix("round"))
+    )
+
+
+def member_list_file(name):
+    if FROM_CACHES and name == "final":
+        return config["ensemble"]["caches"]["members"]
+    return f"{R}/ensemble/members/{name}.txt"
+
+
+def pseudo_labels(round_):
+    return f"{R}/pseudo/round{round_}.csv"
+
+
+def pseudo_inputs(wildcards):
+    name = f"round{wildcards['round']}"
+    return {
+        "members": member_list_file(name),
+        "caches": member_caches(member_list_ids(name)),
+        "data": data_inputs(),
+    }
+
+
+def final_ensemble_inputs(with_twins=False):
+    return lambda wildcards: {
+        "members": member_list_file("final"),
+        "caches": member_caches(STACKED, with_twins),
+        "data": data_inputs(),
+    }
+
+
+def final_outputs():
+    """The default target's inputs: the submission, the analysis and the report assets."""
+    return [f"{R}/ensemble/stacker/submission.csv"]
+
+
+def tta_flags():
+    """--tta / --flip flags of cache_probs from the config's inference section."""
+    section = config["inference"]
+    flags = [] if section["tta"] == "none" else [f"--tta {section['tta']}"]
+    return " ".join(flags + (["--flip"] if section["flip"] else []))

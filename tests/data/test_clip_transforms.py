@@ -1,0 +1,62 @@
+import torch
+
+from whatnext.data.class_table import load_class_table
+from whatnext.data.clip_transforms import EvalTransform, LabelAwareFlip, TrainTransform
+
+MEAN, STD = [0.5, 0.25, 0.75], [0.5, 0.25, 0.125]
+
+
+def ramp_clip(t: int = 4, size: int = 16) -> torch.Tensor:
+    """uint8 [T, 3, size, size] whose pixels differ across x, y and channel (a flip or crop shows)."""
+    y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    frame = torch.stack([x * 15, y * 15, (x * y) % 256]).to(torch.uint8)
+    return frame.expand(t, -1, -1, -1).clone()
+
+
+def test_augmentation_uses_the_same_parameters_on_every_frame():
+    torch.manual_seed(0)
+    augment = TrainTransform(12, MEAN, STD, flip_p=0.5)
+    for _ in range(10):
+        out, _ = augment(ramp_clip(), 5)
+        assert out.shape == (4, 3, 12, 12) and out.dtype == torch.float32
+        assert all(torch.equal(out[0], out[k]) for k in range(1, 4))
+
+
+def test_flip_swaps_the_mirror_pair_from_the_class_table():
+    perm = load_class_table().mirror_permutation()
+    flip = LabelAwareFlip(perm, p=1.0)
+    clip = ramp_clip()
+    flipped, label = flip(clip, 18)
+    assert label == 19 and torch.equal(flipped, clip.flip(-1))
+    assert flip(clip, 19)[1] == 18
+    assert [flip(clip, c)[1] for c in (0, 5, 30)] == [0, 5, 30]
+
+
+def test_flip_keeps_the_test_label():
+    assert LabelAwareFlip(load_class_table().mirror_permutation(), p=1.0)(ramp_clip(), -1)[1] == -1
+
+
+def test_no_flip_keeps_label_and_pixels():
+    clip = ramp_clip()
+    out, label = LabelAwareFlip(load_class_table().mirror_permutation(), p=0.0)(clip, 18)
+    assert label == 18 and torch.equal(out, clip)
+
+
+def test_train_transform_flips_about_half_the_time_and_swaps_labels_each_time():
+    torch.manual_seed(1)
+    augment = TrainTransform(16, MEAN, STD, scale=(1.0, 1.0), jitter=0.0)
+    labels = [augment(ramp_clip(), 18)[1] for _ in range(200)]
+    assert set(labels) == {18, 19} and 70 < labels.count(19) < 130
+
+
+def test_eval_transform_normalises_with_the_given_stats():
+    clip = torch.full((4, 3, 8, 8), 255, dtype=torch.uint8)
+    out = EvalTransform(8, MEAN, STD)(clip)
+    expected = (1.0 - torch.tensor(MEAN)) / torch.tensor(STD)
+    assert torch.allclose(out[:, :, 3, 3], expected.expand(4, 3))
+
+
+def test_eval_transform_centre_crops_after_resizing():
+    out = EvalTransform(8, [0.0] * 3, [1.0] * 3, crop_fraction=0.5)(ramp_clip(size=16))
+    # resize 16 -> 16 (8 / 0.5) is the identity; the centre 8x8 crop starts at pixel 4
+    assert torch.allclose(out[0, 0, 0, :] * 255, torch.arange(4, 12).float() * 15)

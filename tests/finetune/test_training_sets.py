@@ -1,0 +1,85 @@
+"""Training-set composition: train vs train+val twin, and the pseudo-label union (sizes and labels)."""
+
+import numpy as np
+import pytest
+import torch
+
+from whatnext.finetune.training_sets import LabelledClips, compose_training_set
+
+
+class FakeSplit:
+    """Stand-in for ClipDataset: frames hold the clip id so tests can see which clip was read."""
+
+    def __init__(self, ids, labels):
+        self.clip_ids = [str(i) for i in ids]
+        self.labels = np.asarray(labels, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.clip_ids)
+
+    def __getitem__(self, i):
+        return torch.full((4, 3, 2, 2), int(self.clip_ids[i]), dtype=torch.uint8), int(self.labels[i]), self.clip_ids[i]
+
+
+@pytest.fixture
+def splits():
+    return {
+        "train": FakeSplit([1, 2, 3], [0, 18, 5]),
+        "val": FakeSplit([4, 5], [19, 7]),
+        "test": FakeSplit([6, 7, 8, 9], [-1, -1, -1, -1]),
+    }
+
+
+def test_fit_train_holds_only_training_clips(splits):
+    ds = compose_training_set(splits, "train")
+    assert ds.clip_ids == ["1", "2", "3"] and ds.labels.tolist() == [0, 18, 5]
+
+
+def test_fit_trainval_twin_holds_train_then_val(splits):
+    ds = compose_training_set(splits, "trainval")
+    assert len(ds) == 5
+    assert ds.clip_ids == ["1", "2", "3", "4", "5"]
+    assert ds.labels.tolist() == [0, 18, 5, 19, 7]
+    assert ds.sources == ["train"] * 3 + ["val"] * 2
+
+
+def test_pseudo_union_adds_every_test_clip_with_its_pseudo_label(splits):
+    ds = compose_training_set(splits, "train", pseudo_labels=np.array([3, 18, 0, 32]))
+    assert len(ds) == 3 + 4
+    assert ds.labels.tolist() == [0, 18, 5, 3, 18, 0, 32]
+    assert ds.sources[3:] == ["pseudo"] * 4
+
+
+def test_pseudo_union_with_trainval_holds_all_three_splits(splits):
+    ds = compose_training_set(splits, "trainval", pseudo_labels=np.array([3, 18, 0, 32]))
+    assert len(ds) == 9 and ds.clip_ids[-4:] == ["6", "7", "8", "9"]
+
+
+def test_items_carry_the_attached_label_not_the_sources(splits):
+    ds = compose_training_set(splits, "train", pseudo_labels=np.array([3, 18, 0, 32]))
+    frames, label, clip_id = ds[4]
+    assert (clip_id, label, int(frames[0, 0, 0, 0])) == ("7", 18, 7)
+
+
+def test_transform_sees_the_pseudo_label_and_may_change_it(splits):
+    def mirror_18_19(frames, label):
+        return frames.float(), {18: 19, 19: 18}.get(label, label)
+
+    ds = compose_training_set(splits, "train", pseudo_labels=np.array([3, 18, 0, 32]), transform=mirror_18_19)
+    _, label, _ = ds[4]
+    assert label == 19
+
+
+def test_unknown_fit_is_rejected(splits):
+    with pytest.raises(ValueError, match="fit must be one of"):
+        compose_training_set(splits, "val")
+
+
+def test_label_count_must_match_clip_count(splits):
+    with pytest.raises(ValueError, match="pseudo: 2 labels for 4 clips"):
+        compose_training_set(splits, "train", pseudo_labels=np.array([1, 2]))
+
+
+def test_unlabelled_clip_is_rejected(splits):
+    with pytest.raises(ValueError, match="test: clip '6' has no label"):
+        LabelledClips([("test", splits["test"], splits["test"].labels)])

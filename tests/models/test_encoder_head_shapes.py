@@ -1,0 +1,41 @@
+"""Every encoder maps [B, T, C, H, W] to tokens [B, T', N, D]; every head to logits [B, 33]."""
+
+import pytest
+import torch
+
+from whatnext.models import build_model, list_encoders, list_heads
+
+TINY_ENCODERS = ["mae2d_vit_tiny", "videomae_vit_tiny", "conv2d_tiny", "conv3d_tiny"]
+SMALLEST_SIZE = {"efficientformer_l1": 224, "efficientformer_l3": 224, "efficientformer_l7": 224}
+STEPS = {"videomae_vit_tiny": 2, "videomae_vit_s16": 2, "videomae_vit_b16": 2}  # T' of 4 frames
+
+
+@pytest.mark.parametrize("head", list_heads())
+@pytest.mark.parametrize("encoder", TINY_ENCODERS)
+def test_tiny_encoder_with_each_head_gives_logits_and_step_features(encoder, head):
+    model = build_model({"encoder": encoder, "head": head, "img_size": 32, "num_frames": 4})
+    x = torch.randn(2, 4, 3, 32, 32)
+    logits, features = model.forward_with_features(x)
+    assert logits.shape == (2, 33)
+    assert features.shape == (2, STEPS.get(encoder, 4), model.encoder.embed_dim)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("encoder", [name for name in list_encoders() if name not in TINY_ENCODERS])
+def test_every_encoder_runs_at_its_smallest_input(encoder):
+    """Two frames (one tubelet) to keep the large timm models quick."""
+    size = SMALLEST_SIZE.get(encoder, 32)
+    model = build_model({"encoder": encoder, "head": "attn", "img_size": size, "num_frames": 2}).eval()
+    with torch.no_grad():
+        tokens = model.encoder(torch.randn(1, 2, 3, size, size))
+        logits = model.head(tokens)
+    assert tokens.shape[:2] == (1, STEPS.get(encoder, 4) // 2) and tokens.shape[3] == model.encoder.embed_dim
+    assert logits.shape == (1, 33)
+
+
+def test_forward_with_features_matches_forward_and_encode():
+    model = build_model({"encoder": "conv2d_tiny", "head": "lstm", "img_size": 32}).eval()
+    x = torch.randn(2, 4, 3, 32, 32)
+    logits, features = model.forward_with_features(x)
+    torch.testing.assert_close(logits, model(x))
+    torch.testing.assert_close(features, model.encode(x))

@@ -1,0 +1,64 @@
+"""The shared training flags: parsed into TrainOptions, and runtime outcomes mapped to exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from whatnext.runtime.checkpoint import CheckpointError
+from whatnext.runtime.cli_options import training_options
+from whatnext.runtime.trainer import EXIT_INCOMPLETE, TrainingIncomplete, TrainOptions
+
+
+def make_command(action):
+    @click.command()
+    @click.option("--name", default="x")
+    @training_options(epochs=7, lr=0.5)
+    def command(name, train):
+        action(name, train)
+
+    return command
+
+
+def test_flags_arrive_as_one_train_options_with_per_cli_defaults(tmp_path):
+    seen = []
+    result = CliRunner().invoke(make_command(lambda name, train: seen.append((name, train))),
+                                ["--name", "y", "--batch-size", "3", "--resume-dir", str(tmp_path / "r"),
+                                 "--deadline", "2026-11-22T03:00:00+00:00", "--log", str(tmp_path / "run.log")])
+    assert result.exit_code == 0, result.output
+    name, train = seen[0]
+    assert name == "y"
+    assert train == TrainOptions(epochs=7, lr=0.5, batch_size=3, resume_dir=tmp_path / "r",
+                                 deadline="2026-11-22T03:00:00+00:00", log=tmp_path / "run.log")
+
+
+def test_incomplete_training_exits_75(tmp_path):
+    def stop(name, train):
+        raise TrainingIncomplete(3, 10, "deadline", Path("r/trainer_state.pt"))
+
+    result = CliRunner().invoke(make_command(stop), [])
+    assert result.exit_code == EXIT_INCOMPLETE == 75
+
+
+def test_bad_checkpoint_becomes_a_click_error_naming_the_file():
+    def bad(name, train):
+        raise CheckpointError("prev.pt: unreadable or truncated checkpoint")
+
+    result = CliRunner().invoke(make_command(bad), [])
+    assert result.exit_code == 2 and "prev.pt: unreadable" in result.output
+
+
+def test_malformed_deadline_is_a_usage_error():
+    result = CliRunner().invoke(make_command(lambda n, t: None), ["--deadline", "soon"])
+    assert result.exit_code == 2 and "not an ISO 8601" in result.output
+
+
+def test_log_flag_writes_the_log_file(tmp_path):
+    import logging
+
+    log_file = tmp_path / "logs" / "run.log"
+    result = CliRunner().invoke(make_command(lambda n, t: logging.getLogger("x").info("hello log")),
+                                ["--log", str(log_file)])
+    assert result.exit_code == 0 and "hello log" in log_file.read_text()

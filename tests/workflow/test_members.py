@@ -1,0 +1,117 @@
+"""The member table: ids, structure and errors, from hand-made configs."""
+
+import pytest
+
+from workflow_scripts.members import (
+    ConfigError,
+    format_member_list,
+    member_table,
+    members_before_round,
+    parse_member_id,
+    pseudo_rounds,
+    stacked_members,
+)
+
+
+def small_config(**cascade):
+    return {
+        "seed": 0,
+        "train": {"epochs": 2, "lr": 0.001},
+        "ssl": {"c": {"method": "videomae", "arch": "a", "generations": 3}, "m": {"method": "mae2d", "arch": "b", "generations": 2}},
+        "members": {
+            "cascade": {"ssl": "c", "generations": [2, 3], "heads": ["attn", "lstm"], "rounds": [0, 1], **cascade},
+            "mae2d": {"ssl": "m", "variants": {"m4a": {"head": "perceiver", "aux": ["pair_direction"]}}},
+            "scratch": {"variants": {"net": {"arch": "conv2d", "head": "attn"}}},
+        },
+    }
+
+
+def test_cascade_grid_expands_to_generations_x_heads_x_rounds():
+    table = member_table(small_config())
+    cascade = [m for m in table.values() if m.family == "cascade"]
+    assert len(cascade) == 2 * 2 * 2
+    assert "cascade-g3-lstm-r1" in table
+
+
+def test_member_ids_follow_the_contract_naming():
+    assert list(member_table(small_config()))[-2:] == ["mae2d-m4a", "scratch-net"]
+
+
+def test_variant_finetunes_the_last_generation_of_its_ssl_family_by_default():
+    member = member_table(small_config())["mae2d-m4a"]
+    assert (member.ssl_family, member.ssl_generation, member.aux) == ("m", 2, ("pair_direction",))
+
+
+def test_scratch_member_has_no_encoder_and_keeps_its_arch():
+    member = member_table(small_config())["scratch-net"]
+    assert member.ssl_family is None and member.arch == "conv2d"
+
+
+def test_override_changes_only_the_named_member():
+    table = member_table(small_config(overrides={"cascade-g2-attn-r0": {"epochs": 9}}))
+    assert table["cascade-g2-attn-r0"].train["epochs"] == 9
+    assert table["cascade-g2-attn-r1"].train["epochs"] == 2
+
+
+def test_override_of_unknown_member_is_an_error_naming_it():
+    with pytest.raises(ConfigError, match="cascade-g9-attn-r0"):
+        member_table(small_config(overrides={"cascade-g9-attn-r0": {"epochs": 9}}))
+
+
+def test_cascade_generation_beyond_the_ssl_family_is_an_error():
+    with pytest.raises(ConfigError, match="members.cascade.generations: 4 outside 1..3"):
+        member_table(small_config(generations=[4]))
+
+
+def test_pseudo_round_without_earlier_members_is_an_error():
+    config = small_config(rounds=[2])
+    del config["members"]["mae2d"], config["members"]["scratch"]
+    with pytest.raises(ConfigError, match="round 2"):
+        member_table(config)
+
+
+def test_pseudo_round_r_is_made_from_members_of_rounds_below_r():
+    table = member_table(small_config(rounds=[0, 1, 2]))
+    assert pseudo_rounds(table) == [1, 2]
+    before_1 = members_before_round(table, 1)
+    assert "cascade-g2-attn-r0" in before_1 and "mae2d-m4a" in before_1
+    assert not any(i.endswith("-r1") for i in before_1)
+    assert len(members_before_round(table, 2)) == len(before_1) + 4
+
+
+def test_seed_of_a_member_does_not_depend_on_the_other_members():
+    config = small_config()
+    fewer = small_config(heads=["lstm"])
+    assert member_table(config)["cascade-g2-lstm-r0"].seed == member_table(fewer)["cascade-g2-lstm-r0"].seed
+
+
+def test_parse_member_id_returns_the_family_wildcards():
+    assert parse_member_id("cascade-g8-lstm-r3") == ("cascade", {"gen": "8", "head": "lstm", "round": "3"})
+    assert parse_member_id("scratch-efficientformer_l1") == ("scratch", {"name": "efficientformer_l1"})
+
+
+def test_parse_member_id_rejects_an_id_no_rule_builds():
+    with pytest.raises(ConfigError, match="'m4a-perceiver' matches no finetune rule"):
+        parse_member_id("m4a-perceiver")
+
+
+def test_exclusion_of_unknown_member_is_an_error():
+    with pytest.raises(ConfigError, match="ensemble.exclude: unknown member id 'mae2d-zzz'"):
+        stacked_members(member_table(small_config()), ["mae2d-zzz"])
+
+
+def test_excluded_member_does_not_reach_the_stacker():
+    table = member_table(small_config())
+    assert "scratch-net" not in stacked_members(table, ["scratch-net"])
+    assert len(stacked_members(table, ["scratch-net"])) == len(table) - 1
+
+
+def test_member_list_text_has_comment_then_one_id_a_line():
+    assert format_member_list(["a", "b"], "two\nlines") == "# two\n# lines\na\nb\n"
+
+
+def test_paper_config_defines_95_members_split_as_in_the_design(paper_config):
+    table = member_table(paper_config)
+    families = [m.family for m in table.values()]
+    assert len(table) == 95
+    assert (families.count("cascade"), families.count("mae2d"), families.count("videomae"), families.count("scratch")) == (80, 3, 2, 10)

@@ -1,0 +1,163 @@
+"""The embedded dataset generator: a stand-in for the challenge data in exactly its format.
+
+``python -m whatnext.data.synth --out DIR --scale S --size PX --seed N`` writes
+
+```
+DIR/frames.zip        train/<class folder>/video_<id>/frame_<k>.jpg, val/ likewise, test/video_<id>/frame_<k>.jpg
+DIR/train.csv         video_id,label
+DIR/val.csv           video_id,label
+DIR/test.csv          video_id
+DIR/synth_test_labels.csv   video_id,label  (the generator's truth for test; never read by the pipeline)
+```
+
+with k = 0..3, square ``PX`` x ``PX`` RGB JPEG frames, and the class folder the class name from the
+class table (the reader takes labels from the CSVs). Clip counts per class are
+``round(scale * count)`` of the class table's train / val counts, at least 1 for a populated class (class
+27 stays empty); the test split has ``round(6912 * scale)`` clips spread like the validation split, so
+``--scale 1`` gives 44,993 / 6,745 / 6,912 clips. Video ids are distinct integers across the splits.
+
+Each clip shows 4 frames at t = 0, 0.133, 0.267, 0.4 of a rendered action (``synth_programs``): what
+happens next is the label. Backgrounds and objects are cut from scikit-learn's sample photographs and
+digits. The zip is bitwise identical for a given (scale, size, seed): clip content depends only on
+(seed, split, position) and every member carries a fixed timestamp.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from whatnext.data.class_table import ClassTable, load_class_table
+from whatnext.data.synth_programs import CLIP_TIMES, Program, class_programs
+from whatnext.data.synth_render import Scene, render_frame, sample_scene
+from whatnext.runtime.atomic import atomic_open, atomic_path
+
+TEST_CLIPS = 6912
+SPLITS = ("train", "val", "test")
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """The clips of one split: video ids (str) and labels (int), in CSV order."""
+
+    name: str
+    video_ids: list[str]
+    labels: list[int]
+
+
+def class_counts(table: ClassTable, scale: float) -> dict[str, list[int]]:
+    """Clips per class for each split at ``scale`` (see the module docstring for the rule)."""
+
+    def scaled(counts: tuple[int, ...]) -> list[int]:
+        return [0 if n == 0 else max(1, round(scale * n)) for n in counts]
+
+    val = np.asarray(table.val_clips, dtype=np.float64)
+    quota = val / val.sum() * round(TEST_CLIPS * scale)
+    test = np.floor(quota).astype(int)
+    remainder = round(TEST_CLIPS * scale) - int(test.sum())
+    test[np.argsort(-(quota - test), kind="stable")[:remainder]] += 1  # largest remainders
+    return {"train": scaled(table.train_clips), "val": scaled(table.val_clips), "test": test.tolist()}
+
+
+def plan_splits(table: ClassTable, scale: float, seed: int) -> list[SplitPlan]:
+    """Shuffled labels per split and distinct integer video ids across all splits."""
+    counts = class_counts(table, scale)
+    rng = np.random.default_rng([seed, 0])
+    total = sum(sum(c) for c in counts.values())
+    ids = rng.permutation(np.arange(1, 4 * total + 1))[:total]
+    plans, start = [], 0
+    for s, name in enumerate(SPLITS):
+        labels = np.repeat(np.arange(table.num_classes), counts[name])
+        labels = np.random.default_rng([seed, 1, s]).permutation(labels)
+        plans.append(SplitPlan(name, [str(i) for i in ids[start : start + len(labels)]], labels.tolist()))
+        start += len(labels)
+    return plans
+
+
+def render_clip(program: Program, scene: Scene, times: tuple[float, ...] = CLIP_TIMES) -> np.ndarray:
+    """The program's frames at ``times``: uint8 [len(times), S, S, 3]."""
+    flip = scene.flip_coin if program.flip is None else program.flip
+    return np.stack([render_frame(program.draw(scene.params, t), scene, flip) for t in times])
+
+
+def clip_rng(seed: int, split: str, position: int) -> np.random.Generator:
+    """The generator of one clip's scene: depends on (seed, split, position in the split) only."""
+    return np.random.default_rng([seed, 2, SPLITS.index(split), position])
+
+
+def member_dir(table: ClassTable, split: str, video_id: str, label: int) -> str:
+    """Course-kit folder of a clip inside frames.zip."""
+    if split == "test":
+        return f"test/video_{video_id}"
+    return f"{split}/{table.names[label]}/video_{video_id}"
+
+
+def _jpeg(frame: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def _write_csv(path: Path, plan: SplitPlan, with_labels: bool) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write("video_id,label\n" if with_labels else "video_id\n")
+        for video_id, label in zip(plan.video_ids, plan.labels):
+            handle.write(f"{video_id},{label}\n" if with_labels else f"{video_id}\n")
+
+
+def generate(out: str | Path, scale: float, size: int, seed: int, quality: int = 90,
+             table: ClassTable | None = None, progress: bool = True) -> list[SplitPlan]:
+    """Write a generated data dir (see the module docstring); returns the split plans."""
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    if size < 16:
+        raise ValueError(f"size must be at least 16 px, got {size}")
+    table = table or load_class_table()
+    out = Path(out)
+    programs = class_programs(table)
+    plans = plan_splits(table, scale, seed)
+    total = sum(len(p.labels) for p in plans)
+    with atomic_path(out / "frames.zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+        with tqdm(total=total, desc="synth clips", unit="clip", disable=not progress) as bar:
+            for plan in plans:
+                for position, (video_id, label) in enumerate(zip(plan.video_ids, plan.labels)):
+                    scene = sample_scene(clip_rng(seed, plan.name, position), size)
+                    folder = member_dir(table, plan.name, video_id, label)
+                    for k, frame in enumerate(render_clip(programs[label], scene)):
+                        info = zipfile.ZipInfo(f"{folder}/frame_{k}.jpg", date_time=ZIP_TIMESTAMP)
+                        info.external_attr = 0o644 << 16
+                        archive.writestr(info, _jpeg(frame, quality))
+                    bar.update()
+    train, val, test = plans
+    _write_csv(out / "train.csv", train, with_labels=True)
+    _write_csv(out / "val.csv", val, with_labels=True)
+    _write_csv(out / "test.csv", test, with_labels=False)
+    _write_csv(out / "synth_test_labels.csv", test, with_labels=True)
+    return plans
+
+
+@click.command()
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Data dir to write.")
+@click.option("--scale", required=True, type=float, help="Fraction of the challenge's clip counts (1 = full size).")
+@click.option("--size", default=64, show_default=True, type=int, help="Frame side in pixels.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed; same seed => identical files.")
+@click.option("--quality", default=90, show_default=True, type=click.IntRange(1, 100), help="JPEG quality.")
+def main(out: str, scale: float, size: int, seed: int, quality: int) -> None:
+    """Generate a dataset in the challenge format (frames.zip + train/val/test CSVs)."""
+    try:
+        plans = generate(out, scale, size, seed, quality)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(" / ".join(f"{p.name} {len(p.labels)}" for p in plans) + f" clips written to {out}", err=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""The challenge-format clip reader.
+
+A data dir holds ``frames.zip`` (or the same tree extracted as ``frames/``) and the label CSVs::
+
+    DATA/frames.zip   train/<class folder>/video_<id>/frame_<k>.jpg   (val/ likewise)
+                      test/video_<id>/frame_<k>.jpg
+    DATA/train.csv    video_id,label      (label: int class id in 0..32)
+    DATA/val.csv      video_id,label
+    DATA/test.csv     video_id
+
+Layout (the course kit's): a clip is the folder ``video_<id>``; its frames ``frame_<k>.jpg`` are in
+temporal order of the integer k (any 4 distinct k; the generator writes 0..3). The class folder's name is
+free (the generator writes the class name): labels always come from the CSV. One optional leading folder
+(a zip built from a parent directory, e.g. ``frames/train/...``) is accepted. The adapter point for another
+layout is ``layout=``: any callable mapping a member path (``/``-separated) to ``FrameRef(split, video_id,
+k)`` or None for members that are not frames.
+
+Items are ``(frames, label, clip_id)``: frames uint8 [4, 3, H, W] (RGB), label int (-1 for test), clip_id the
+CSV's ``video_id`` string. Reading from the zip never extracts; each process (and each DataLoader worker)
+opens its own handle lazily. The frame index (which members make which clip) is built once per data
+source and process and cached in memory, keyed on the source's path, size and modification time.
+
+Bad input raises ``DataFormatError`` naming the file and the clip: a CSV without its columns or with
+duplicate ids, a label outside 0..num_classes-1, a CSV id with no frames, a clip with other than 4
+frames, a missing or corrupt JPEG. With ``on_bad="skip"`` the clip-level problems drop the clip instead,
+counted in ``ds.skipped`` and logged; corrupt JPEGs are found when decoded, or all at once by
+``ds.verify()``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from whatnext.data.class_table import load_class_table
+
+log = logging.getLogger(__name__)
+
+FRAMES_PER_CLIP = 4
+SPLITS = ("train", "val", "test")
+
+
+class DataFormatError(ValueError):
+    """Input that does not follow the challenge format; the message names the file and clip."""
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Where a member sits in the layout: split, clip id (the CSV's video_id) and temporal index k."""
+
+    split: str
+    video_id: str
+    k: int
+
+
+Layout = Callable[[str], "FrameRef | None"]
+
+_COURSE_KIT = re.compile(
+    r"^(?:[^/]+/)?(?P<split>train|val|test)/(?:[^/]+/)?video_(?P<id>[^/]+)/frame_(?P<k>\d+)\.jpe?g$", re.IGNORECASE
+)
+
+
+def course_kit_layout(member: str) -> FrameRef | None:
+    """The course kit's layout (see the module docstring); None for anything that is not a frame."""
+    match = _COURSE_KIT.match(member)
+    if match is None:
+        return None
+    return FrameRef(match["split"].lower(), match["id"], int(match["k"]))
+
+
+def decode_jpeg(data: bytes, frame_size: int | None = None, draft: bool = True) -> np.ndarray:
+    """Decode a JPEG to uint8 [H, W, 3] RGB. With ``frame_size`` the result is resized to a square of
+    that side; ``draft`` lets libjpeg decode at a reduced scale (1/2, 1/4, 1/8) that is still at least
+    ``frame_size``, which is much faster when the target is smaller than the source."""
+    image = Image.open(io.BytesIO(data))
+    if frame_size is not None and draft and image.format == "JPEG":
+        image.draft("RGB", (frame_size, frame_size))
+    image = image.convert("RGB")
+    if frame_size is not None and image.size != (frame_size, frame_size):
+        image = image.resize((frame_size, frame_size), Image.BILINEAR)
+    return np.asarray(image)
+
+
+class FrameSource:
+    """Read-only access to the frame tree: ``frames.zip`` or an extracted folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DataFormatError(f"{self.path}: no such frames zip or folder")
+        self.is_zip = self.path.is_file()
+        self._zip: zipfile.ZipFile | None = None
+        self._pid: int | None = None
+
+    def key(self) -> tuple:
+        """Identity of the source's content for the index cache."""
+        stat = self.path.stat()
+        return (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+    def names(self) -> Iterable[str]:
+        """Every member path, ``/``-separated and relative to the source's root."""
+        if self.is_zip:
+            return [n for n in self._handle().namelist() if not n.endswith("/")]
+        root = str(self.path)
+        return [
+            os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/")
+            for d, _, files in os.walk(root)
+            for f in files
+        ]
+
+    def read(self, member: str) -> bytes:
+        if self.is_zip:
+            return self._handle().read(member)
+        return (self.path / member).read_bytes()
+
+    def _handle(self) -> zipfile.ZipFile:
+        if self._zip is None or self._pid != os.getpid():  # a forked worker must not share the parent's handle
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except zipfile.BadZipFile as err:
+                raise DataFormatError(f"{self.path}: not a readable zip file ({err})") from err
+            self._pid = os.getpid()
+        return self._zip
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_zip": None, "_pid": None}
+
+
+_INDEX_CACHE: dict[tuple, dict[str, dict[str, list[tuple[int, str]]]]] = {}
+
+
+def frame_index(source: FrameSource, layout: Layout = course_kit_layout) -> dict[str, dict[str, list[tuple[int, str]]]]:
+    """split -> video_id -> [(k, member)] sorted by k; built once per source content and process."""
+    key = (*source.key(), layout)
+    if key not in _INDEX_CACHE:
+        index: dict[str, dict[str, list[tuple[int, str]]]] = {s: {} for s in SPLITS}
+        for name in source.names():
+            ref = layout(name)
+            if ref is not None:
+                index.setdefault(ref.split, {}).setdefault(ref.video_id, []).append((ref.k, name))
+        for clips in index.values():
+            for frames in clips.values():
+                frames.sort()
+        _INDEX_CACHE[key] = index
+    return _INDEX_CACHE[key]
+
+
+def read_split_csv(path: str | Path, labelled: bool, num_classes: int) -> tuple[list[str], list[str]]:
+    """The CSV's video ids (str, in file order) and raw label strings ('' for an unlabelled split).
+
+    File-level problems (unreadable, missing columns, duplicate ids) raise ``DataFormatError``.
+    """
+    path = Path(path)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataFormatError(f"{path}: cannot read the CSV ({err})") from err
+    required = ["video_id", "label"] if labelled else ["video_id"]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DataFormatError(f"{path}: missing columns {missing} (found {list(table.columns)})")
+    ids = table["video_id"].str.strip()
+    duplicated = ids[ids.duplicated()].unique().tolist()
+    if duplicated:
+        raise DataFormatError(f"{path}: duplicate video_id {duplicated[:5]} ({len(duplicated)} ids repeated)")
+    labels = table["label"].str.strip().tolist() if labelled else [""] * len(ids)
+    return ids.tolist(), labels
+
+
+def _parse_label(text: str, num_classes: int) -> int:
+    try:
+        label = int(text)
+    except ValueError:
+        raise ValueError(f"label {text!r} is not an integer") from None
+    if not 0 <= label < num_classes:
+        raise ValueError(f"label {label} is outside 0..{num_classes - 1}")
+    return label
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Clips of one split of a data dir (see the module docstring for formats and errors).
+
+    data_dir: holds ``frames.zip`` or ``frames/`` and the CSVs (``frames=`` overrides the frames path).
+    split: ``train``, ``val`` or ``test``. labels_csv: read labels from this ``video_id,label`` CSV
+    instead of ``<split>.csv`` (e.g. pseudo-labels for test). transform: applied to the uint8 frames;
+    if it has ``label_aware = True`` it is called as ``transform(frames, label) -> (frames, label)``.
+    frame_size: decode every frame to a square of this side (JPEG draft mode when ``draft``).
+    on_bad: ``"raise"`` or ``"skip"``. num_classes: defaults to the class table's.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        split: str,
+        transform: Callable | None = None,
+        *,
+        frames: str | Path | None = None,
+        labels_csv: str | Path | None = None,
+        frame_size: int | None = None,
+        draft: bool = True,
+        on_bad: str = "raise",
+        layout: Layout = course_kit_layout,
+        num_classes: int | None = None,
+    ):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if on_bad not in ("raise", "skip"):
+            raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
+        data_dir = Path(data_dir)
+        if frames is None:
+            frames = data_dir / "frames.zip" if (data_dir / "frames.zip").exists() else data_dir / "frames"
+        self.source = FrameSource(frames)
+        self.split, self.transform, self.frame_size, self.draft, self.on_bad = split, transform, frame_size, draft, on_bad
+        num_classes = num_classes or load_class_table().num_classes
+        labelled = labels_csv is not None or split != "test"
+        self.csv_path = Path(labels_csv) if labels_csv is not None else data_dir / f"{split}.csv"
+        ids, raw_labels = read_split_csv(self.csv_path, labelled, num_classes)
+        clips = frame_index(self.source, layout).get(split, {})
+        self.skipped: list[tuple[str, str]] = []
+        self.clip_ids: list[str] = []
+        self.members: list[tuple[str, ...]] = []
+        labels: list[int] = []
+        for clip_id, raw in zip(ids, raw_labels):
+            try:
+                label = _parse_label(raw, num_classes) if labelled else -1
+                members = self._clip_members(clip_id, clips.get(clip_id))
+            except ValueError as err:
+                self._bad(clip_id, f"{self.csv_path}: clip {clip_id}: {err}")
+                continue
+            self.clip_ids.append(clip_id)
+            self.members.append(members)
+            labels.append(label)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        if self.skipped:
+            log.warning("%s: skipped %d of %d clips (first: %s)", self.csv_path, len(self.skipped), len(ids), self.skipped[0][1])
+
+    def _clip_members(self, clip_id: str, frames: list[tuple[int, str]] | None) -> tuple[str, ...]:
+        where = f"{self.split}/ of {self.source.path}"
+        if not frames:
+            raise ValueError(f"no frames in {where}")
+        if len(frames) != FRAMES_PER_CLIP:
+            raise ValueError(f"{len(frames)} frames in {where} (expected {FRAMES_PER_CLIP}): {[m for _, m in frames]}")
+        if len({k for k, _ in frames}) != FRAMES_PER_CLIP:
+            raise ValueError(f"repeated frame numbers in {where}: {[m for _, m in frames]}")
+        return tuple(m for _, m in frames)
+
+    def _bad(self, clip_id: str, message: str) -> None:
+        if self.on_bad == "raise":
+            raise DataFormatError(message)
+        self.skipped.append((clip_id, message))
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def read_frames(self, i: int) -> torch.Tensor:
+        """Decoded frames of clip i: uint8 [4, 3, H, W]."""
+        decoded = []
+        for member in self.members[i]:
+            try:
+                decoded.append(decode_jpeg(self.source.read(member), self.frame_size, self.draft))
+            except (OSError, KeyError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+                raise DataFormatError(f"{self.source.path}: member {member} of clip {self.clip_ids[i]}: cannot decode ({err})") from err
+        shapes = {f.shape for f in decoded}
+        if len(shapes) != 1:
+            raise DataFormatError(f"{self.source.path}: clip {self.clip_ids[i]}: frames differ in size {sorted(shapes)}")
+        return torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous()
+
+    def __getitem__(self, i: int):
+        frames, label = self.read_frames(i), int(self.labels[i])
+        if self.transform is not None:
+            if getattr(self.transform, "label_aware", False):
+                frames, label = self.transform(frames, label)
+            else:
+                frames = self.transform(frames)
+        return frames, label, self.clip_ids[i]
+
+    def verify(self) -> list[tuple[str, str]]:
+        """Decode every frame. Raises on the first bad clip, or with ``on_bad="skip"`` drops the bad clips
+        (adding them to ``skipped``) and returns the newly skipped (clip_id, reason) pairs."""
+        bad = []
+        for i in range(len(self)):
+            try:
+                self.read_frames(i)
+            except DataFormatError as err:
+                self._bad(self.clip_ids[i], str(err))
+                bad.append(i)
+        keep = [i for i in range(len(self)) if i not in set(bad)]
+        self.clip_ids = [self.clip_ids[i] for i in keep]
+        self.members = [self.members[i] for i in keep]
+        self.labels = self.labels[keep]
+        return self.skipped[len(self.skipped) - len(bad):]
+
+
+def extract_frames(zip_path: str | Path, out_dir: str | Path) -> int:
+    """Extract ``frames.zip`` into ``out_dir`` (e.g. DATA/frames); returns the number of files.
+
+    Refuses (``DataFormatError`` naming the member) any absolute path, ``..`` component or symlink, so
+    nothing is ever written outside ``out_dir``. Checks every member before writing anything.
+    """
+    out = Path(out_dir).resolve()
+    with zipfile.ZipFile(zip_path) as archive:
+        infos = archive.infolist()
+        for info in infos:
+            target = (out / info.filename).resolve()
+            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+            if info.filename.startswith(("/", "\\")) or ".." in Path(info.filename).parts or is_link or not target.is_relative_to(out):
+                raise DataFormatError(f"{zip_path}: member {info.filename!r} would be written outside {out}")
+        for info in infos:
+            archive.extract(info, out)
+    return sum(1 for i in infos if not i.is_dir())

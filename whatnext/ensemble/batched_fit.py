@@ -1,0 +1,100 @@
+"""Full-batch fitting of one small model per fold, all folds in one batch dimension.
+
+Every parameter tensor has a leading fold dimension F. One forward computes the logits of
+every clip under every fold's parameters ([F, n, C]); the training loss of fold f averages
+the cross-entropy over f's training clips only, the probe loss over f's probe clips only.
+Because the summed loss separates over folds and AdamW is element-wise, the folds are
+optimised exactly as F independent runs would be, at the cost of one batched op per step.
+
+Early stopping, per fold: the probe loss is measured before every step (step 0 = the
+initial parameters); a fold keeps the parameters of its lowest probe loss and stops
+updating that choice once ``patience`` steps pass without strict improvement. The loop
+ends when every fold has stopped or after ``max_steps`` updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+Params = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """AdamW learning rate, step budget, early-stopping patience (steps), penalty strength."""
+
+    lr: float = 0.05
+    max_steps: int = 300
+    patience: int = 30
+    penalty: float = 1e-3
+
+
+@dataclass
+class BatchedFit:
+    """Each fold's selected parameters and when they were selected."""
+
+    params: Params  # tensors with leading dim F, detached
+    best_step: np.ndarray  # int [F]: update count of the selected parameters
+    best_probe_loss: np.ndarray  # float [F]: probe cross-entropy (nats) at best_step
+    steps_run: int  # updates performed by the batch
+
+
+def row_weights(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """bool [F, n] -> float32 [F, n] whose rows average over the masked clips."""
+    mask = torch.as_tensor(np.asarray(mask), dtype=torch.float32)
+    counts = mask.sum(dim=1, keepdim=True)
+    if (counts == 0).any():
+        raise ValueError("a fold has no clip in one of its splits")
+    return mask / counts
+
+
+def per_clip_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy in nats of every clip under every fold: logits [F, n, C], labels [n] -> [F, n]."""
+    target = labels.expand(logits.shape[0], -1).unsqueeze(-1)
+    return torch.logsumexp(logits, dim=-1) - logits.gather(-1, target).squeeze(-1)
+
+
+def fit_batched(
+    init_params: Params,
+    logits_fn: Callable[[Params], torch.Tensor],
+    penalty_fn: Callable[[Params], torch.Tensor],
+    labels: np.ndarray,
+    train_mask: np.ndarray,
+    probe_mask: np.ndarray,
+    config: FitConfig,
+) -> BatchedFit:
+    """Minimise, per fold, mean train cross-entropy + ``config.penalty * penalty_fn`` ([F]).
+
+    ``logits_fn(params) -> [F, n, C]``; masks are bool [F, n]; labels int [n].
+    """
+    params = {name: value.detach().clone().requires_grad_(True) for name, value in init_params.items()}
+    best = {name: value.detach().clone() for name, value in params.items()}
+    train_w, probe_w = row_weights(train_mask), row_weights(probe_mask)
+    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    folds = train_w.shape[0]
+    best_loss = torch.full((folds,), float("inf"))
+    best_step = torch.zeros(folds, dtype=torch.int64)
+    active = torch.ones(folds, dtype=torch.bool)
+    optimiser = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=0.0)
+    step = 0
+    for step in range(config.max_steps + 1):
+        nll = per_clip_nll(logits_fn(params), labels_t)
+        with torch.no_grad():
+            probe_loss = (nll * probe_w).sum(dim=1)
+            improved = active & (probe_loss < best_loss)
+            for name, value in params.items():
+                best[name][improved] = value[improved]
+            best_loss = torch.where(improved, probe_loss, best_loss)
+            best_step = torch.where(improved, step, best_step)
+            active &= (step - best_step) < config.patience
+        if step == config.max_steps or not active.any():
+            break
+        loss = (nll * train_w).sum() + config.penalty * penalty_fn(params).sum()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    return BatchedFit(params=best, best_step=best_step.numpy(), best_probe_loss=best_loss.numpy(), steps_run=step)

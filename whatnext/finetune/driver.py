@@ -1,0 +1,260 @@
+"""The finetuning run shared by the three tracks (mae2d, videomae, scratch).
+
+A track only decides where the classifier's config and initial encoder weights come from
+(an SSL encoder checkpoint of its family, or an architecture name trained from scratch) and its
+recipe defaults; everything else is here:
+
+- data: ``--fit train`` learns from the training split and scores validation top-1/top-5 after
+  every epoch; ``--fit trainval`` (the sidecar twin) learns from train + val and scores nothing;
+  ``--pseudo CSV`` adds every test clip with its pseudo-label (:mod:`whatnext.finetune.training_sets`);
+- objective: label-smoothed cross-entropy, plus ``--aux pair_direction`` (weight 0.3) and/or
+  ``--aux consistency`` (weight 0.2, two views per clip) (:mod:`whatnext.finetune.losses`);
+- optimisation: AdamW with layer-wise learning-rate decay (:mod:`whatnext.finetune.optim`), drop
+  path in the encoder, on the shared :class:`~whatnext.runtime.trainer.Trainer` (deadline-aware,
+  resumable, deterministic);
+- outputs: a ``"classifier"`` checkpoint (``build_model(model_config).state_dict()``; auxiliary heads
+  are not part of it) and a metrics JSON (per-epoch loss, lr, clips/s and, for ``train``,
+  ``val_top1``/``val_top5``; summary fields below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import logging
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from whatnext.data.class_table import load_class_table
+from whatnext.data.norm_stats import load_norm_stats
+from whatnext.data.tta import TTAViews
+from whatnext.data.zip_dataset import ClipDataset, DataFormatError
+from whatnext.finetune.augment import Augmentation, train_transform
+from whatnext.finetune.evaluation import predict_probs, topk_accuracy
+from whatnext.finetune.losses import AUX_WEIGHTS, pair_direction_loss, symmetric_kl
+from whatnext.finetune.optim import layer_decay_groups
+from whatnext.finetune.pseudo import PseudoLabelError
+from whatnext.finetune.training_sets import FITS, open_training_set
+from whatnext.models import PairDirectionHead, build_model, list_heads, load_encoder_weights
+from whatnext.runtime.checkpoint import load_checkpoint, save_checkpoint
+from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.metrics import write_metrics
+from whatnext.runtime.seeding import seed_everything
+from whatnext.runtime.trainer import Trainer, TrainOptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneOptions:
+    """The finetuning flags shared by the three track CLIs (see :func:`finetune_options`)."""
+
+    data: Path
+    head: str
+    fit: str
+    out: Path
+    metrics: Path
+    aux: tuple[str, ...] = ()
+    pseudo: Path | None = None
+    label_smoothing: float = 0.1
+    drop_path: float = 0.1
+    layer_decay: float = 0.75
+    crop_min: float = 0.35
+    jitter: float = 0.3
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(crop_min=self.crop_min, jitter=self.jitter)
+
+    def recipe(self) -> dict:
+        """The flags that decide the trained weights (not the output paths)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("out", "metrics")}
+
+
+def finetune_options(**defaults):
+    """Click decorator adding the shared finetuning flags; the command receives them as ``ft: FinetuneOptions``.
+
+    Keyword ``defaults`` override per track (e.g. ``layer_decay=1.0, drop_path=0.0`` for scratch).
+    """
+    d = {f.name: f.default for f in dataclasses.fields(FinetuneOptions)} | defaults
+    unit = click.FloatRange(0, 1)
+    specs = [
+        click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Data dir (frames.zip or frames/, CSVs, norm_stats.json)."),
+        click.option("--head", required=True, type=click.Choice(list_heads()), help="Temporal head."),
+        click.option("--fit", required=True, type=click.Choice(FITS), help="train: score val per epoch; trainval: the sidecar twin, trained on train + val."),
+        click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Classifier checkpoint to write."),
+        click.option("--metrics", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Metrics JSON to write."),
+        click.option("--aux", multiple=True, type=click.Choice(sorted(AUX_WEIGHTS)), default=d["aux"], help="Auxiliary loss (repeatable): pair_direction (weight 0.3), consistency (weight 0.2)."),
+        click.option("--pseudo", type=click.Path(dir_okay=False, path_type=Path), default=d["pseudo"], help="Pseudo-label CSV (video_id,label) of the test clips, added to the training clips."),
+        click.option("--label-smoothing", type=unit, default=d["label_smoothing"], show_default=True, help="Label smoothing of the cross-entropy."),
+        click.option("--drop-path", type=unit, default=d["drop_path"], show_default=True, help="Stochastic depth rate of the encoder's last block (0 disables)."),
+        click.option("--layer-decay", type=click.FloatRange(0, 1, min_open=True), default=d["layer_decay"], show_default=True, help="Layer-wise lr decay per encoder block (1 disables)."),
+        click.option("--crop-min", type=click.FloatRange(0, 1, min_open=True), default=d["crop_min"], show_default=True, help="Smallest area fraction of the clip-coherent random resized crop."),
+        click.option("--jitter", type=unit, default=d["jitter"], show_default=True, help="Colour jitter strength (brightness, contrast, saturation)."),
+    ]
+    names = [f.name for f in dataclasses.fields(FinetuneOptions)]
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            values = {name: kwargs.pop(name) for name in names}
+            values["aux"] = tuple(dict.fromkeys(values["aux"]))  # repeated flags count once, order kept
+            return command(ft=FinetuneOptions(**values), **kwargs)
+
+        for option in reversed(specs):
+            wrapper = option(wrapper)
+        return wrapper
+
+    return decorate
+
+
+class FinetuneObjective(nn.Module):
+    """The module the trainer optimises: the classifier and, with pair direction, its auxiliary head.
+
+    ``loss(batch)``: batch = (frames, labels long [B], clip ids); frames float [B, T, C, H, W], or
+    [B, 2, T, C, H, W] (two views) with consistency. Returns the scalar training loss (nats):
+    label-smoothed cross-entropy (averaged over views) + 0.3 pair direction + 0.2 symmetric KL.
+    """
+
+    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], label_smoothing: float):
+        super().__init__()
+        self.classifier = classifier
+        self.aux = aux
+        self.label_smoothing = label_smoothing
+        if "pair_direction" in aux:
+            steps = classifier.encoder.num_steps
+            if steps < 2:
+                raise ValueError(f"--aux pair_direction needs at least 2 time steps; encoder {classifier.model_config['encoder']!r} has {steps}")
+            self.direction = PairDirectionHead(classifier.encoder.embed_dim)
+
+    def loss(self, batch) -> torch.Tensor:
+        frames, labels, _ = batch
+        views = frames.shape[1] if "consistency" in self.aux else 1
+        clips = frames.flatten(0, 1) if views > 1 else frames
+        logits, features = self.classifier.forward_with_features(clips)
+        loss = F.cross_entropy(logits, labels.repeat_interleave(views), label_smoothing=self.label_smoothing)
+        if views > 1:
+            per_view = logits.reshape(len(labels), views, -1)
+            loss = loss + AUX_WEIGHTS["consistency"] * symmetric_kl(per_view[:, 0], per_view[:, 1])
+        if "pair_direction" in self.aux:
+            loss = loss + AUX_WEIGHTS["pair_direction"] * pair_direction_loss(self.direction, features)
+        return loss
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (provenance and resume fingerprints)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_frame_size(data_dir: Path) -> int:
+    """Side (px) of the first training clip's frames: the natural input size when none is given."""
+    return int(ClipDataset(data_dir, "train").read_frames(0).shape[-1])
+
+
+def classifier_config(base: dict, head: str, drop_path: float) -> dict:
+    """A classifier's ``model_config`` from an encoder's config (SSL settings dropped) plus head and drop path."""
+    config = {key: value for key, value in base.items() if key != "ssl"}
+    config["head"] = head
+    config["num_classes"] = load_class_table().num_classes
+    if drop_path > 0:
+        config["encoder_kwargs"] = {**config.get("encoder_kwargs", {}), "drop_path_rate": drop_path}
+    return config
+
+
+def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: FinetuneOptions, train: TrainOptions) -> dict:
+    """Finetune the encoder of an SSL checkpoint (kind ``"encoder"``) of ``family`` with ``ft.head``.
+
+    A checkpoint of another kind or family raises (``CheckpointError`` / :class:`BadInput`) naming the file.
+    """
+    ckpt = load_checkpoint(encoder_ckpt, expected_kind="encoder")
+    config = classifier_config(ckpt["model_config"], ft.head, ft.drop_path)
+    return run_finetune(track, config, ft, train, init_encoder=(ckpt["state_dict"], Path(encoder_ckpt)), family=family)
+
+
+def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: TrainOptions,
+                 init_encoder: tuple[dict, Path] | None = None, family: str | None = None) -> dict:
+    """Train one member and write its checkpoint and metrics; returns the metrics summary.
+
+    ``init_encoder``: (encoder state dict, the checkpoint it came from) or None (from scratch);
+    ``family``: the encoder family the track requires (None: any).
+    Raises :class:`BadInput` for bad data, pseudo-labels or configuration; the trainer's
+    ``TrainingIncomplete`` propagates (exit 75 through :func:`whatnext.runtime.cli_options.training_options`).
+    """
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    seed_everything(train.seed)
+    source = init_encoder[1] if init_encoder is not None else track
+    try:
+        classifier = build_model(model_config)
+        objective = FinetuneObjective(classifier, ft.aux, ft.label_smoothing)
+    except ValueError as err:
+        raise BadInput(f"{source}: {err}") from None
+    if family is not None and classifier.encoder.family != family:
+        raise BadInput(f"{source}: holds a {classifier.encoder.family!r} encoder ({model_config['encoder']}); "
+                       f"{track} finetunes {family!r} encoders")
+    if init_encoder is not None:
+        load_encoder_weights(classifier, *init_encoder)
+    size = model_config["img_size"]
+    try:
+        mean, std = load_norm_stats(ft.data / "norm_stats.json")
+        transform = train_transform(size, mean, std, ft.augmentation, two_views="consistency" in ft.aux)
+        dataset = open_training_set(ft.data, ft.fit, transform, model_config["num_classes"], ft.pseudo)
+        val = None
+        if ft.fit == "train":
+            views = TTAViews(size, mean, std, five_crop=False)
+            val = (ClipDataset(ft.data, "val", transform=views), views)
+    except (DataFormatError, PseudoLabelError) as err:
+        raise BadInput(str(err)) from None
+    counts = {source: int(n) for source, n in zip(*np.unique(dataset.sources, return_counts=True))}
+    log.info("%s: %s on %s clips %s", track, model_config, len(dataset), counts)
+
+    def validate(epoch: int, record: dict) -> dict:
+        ds, views = val
+        _, probs = predict_probs(classifier, ds, views, batch_size=train.batch_size, workers=train.workers)
+        return {"val_top1": topk_accuracy(probs, ds.labels, 1), "val_top5": topk_accuracy(probs, ds.labels, 5)}
+
+    fingerprint = {
+        "track": track,
+        "model_config": model_config,
+        "recipe": {**ft.recipe(), "data": str(Path(ft.data).resolve())},
+        "init_encoder_sha256": None if init_encoder is None else file_sha256(init_encoder[1]),
+        "pseudo_sha256": None if ft.pseudo is None else file_sha256(ft.pseudo),
+    }
+    trainer = Trainer(
+        objective, dataset, lambda model, batch: model.loss(batch), train, fingerprint=fingerprint,
+        groups=layer_decay_groups(objective, train.lr, train.weight_decay, ft.layer_decay, "classifier.encoder."),
+        on_epoch_end=validate if val is not None else None, desc=track,
+    )
+    trainer.resume_if_possible()
+    result = trainer.fit()
+    last = result.history[-1]
+    summary = {
+        "track": track,
+        "fit": ft.fit,
+        "model_config": model_config,
+        "recipe": {k: (str(v) if isinstance(v, Path) else v) for k, v in ft.recipe().items()},
+        "init_encoder": None if init_encoder is None else str(init_encoder[1]),
+        "train_clips": counts,
+        "final_loss": result.final_loss,
+        "steps": result.steps,
+    }
+    if val is not None:
+        ds = val[0]
+        majority = int(np.bincount(dataset.labels).argmax())
+        summary |= {"val_top1": last["val_top1"], "val_top5": last["val_top5"],
+                    "val_majority_top1": float((ds.labels == majority).mean())}
+    save_checkpoint(ft.out, kind="classifier", model_config=model_config, state_dict=classifier.state_dict(), meta=summary)
+    write_metrics(ft.metrics, result.history, **summary)
+    trainer.clear_resume_state()
+    log.info("%s done: %s", track, {k: v for k, v in summary.items() if k.startswith(("val", "final"))})
+    return summary

@@ -1,0 +1,43 @@
+"""Class probabilities of a classifier over a split, with test-time views, and top-k accuracy.
+
+Shared by per-epoch validation while finetuning and by ``whatnext.inference.cache_probs``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from whatnext.data.tta import TTAViews, merge_view_probs
+
+
+@torch.no_grad()
+def predict_probs(model: torch.nn.Module, dataset, views: TTAViews, batch_size: int = 32,
+                  workers: int = 0, desc: str | None = None) -> tuple[list[str], np.ndarray]:
+    """Probabilities of every clip of ``dataset`` (opened with ``transform=views``).
+
+    Items are (views float [V, T, C, H, W], label, clip_id); the model sees all V views,
+    flipped views' mirror columns are mapped back and the V softmaxes averaged.
+    Returns (clip ids in dataset order, float32 [n, num_classes]). Leaves ``model`` in eval mode.
+    """
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    ids: list[str] = []
+    chunks: list[torch.Tensor] = []
+    for frames, _, clip_ids in tqdm(loader, desc=desc, unit="batch", disable=desc is None, mininterval=1.0):
+        b, v = frames.shape[:2]
+        probs = model(frames.flatten(0, 1)).float().softmax(-1).reshape(b, v, -1)
+        chunks.append(merge_view_probs(probs, views.flipped))
+        ids.extend(clip_ids)
+    probs = torch.cat(chunks).numpy().astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
+    return ids, probs
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of clips whose label is among the ``k`` highest probabilities (ties: lowest class id first)."""
+    if len(labels) == 0:
+        raise ValueError("top-k accuracy of an empty split")
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(axis=1).mean())

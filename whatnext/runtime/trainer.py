@@ -1,0 +1,449 @@
+"""The training loop shared by every training CLI: seeded, resumable, deadline-aware.
+
+A :class:`Trainer` owns the optimiser (AdamW), the per-step warmup + cosine schedule
+(``LambdaLR``), the data order and the resume state. The caller owns the model and
+says what one step's loss is::
+
+    trainer = Trainer(model, dataset, loss_fn, options, fingerprint={"arch": arch, ...})
+    trainer.resume_if_possible()          # no-op on a fresh run
+    result = trainer.fit()                # raises TrainingIncomplete at a deadline/signal
+    save_checkpoint(out, ...)             # final outputs, atomically, only now
+    write_metrics(metrics, result.history, ...)
+    trainer.clear_resume_state()
+
+Determinism and exact resume:
+- the clip order of epoch ``e`` is a pure function of ``(seed, e)`` (:func:`epoch_order`);
+  a run resumed mid-epoch skips exactly the batches already consumed;
+- each clip's augmentation draws from torch's RNG seeded by ``(seed, epoch, index)``
+  (:class:`EpochSeededItems`), so it does not depend on workers or on resuming, and
+  data loading never touches the global RNG;
+- the global RNGs (torch, NumPy, Python), which the step itself may use (masking,
+  dropout), are saved with the model, optimiser, scheduler, step and loss history.
+A rerun with the same arguments therefore ends with bitwise-identical weights.
+
+Stopping: before each step, if a stop signal arrived (SIGTERM/SIGUSR1/SIGURG), or the
+next step plus a checkpoint write would cross the deadline (:mod:`whatnext.runtime.deadline`),
+or ``WHATNEXT_STOP_AFTER_STEPS=k`` steps were done in this process (test hook), the
+state is saved to ``resume_dir`` and :class:`TrainingIncomplete` is raised; CLIs turn it
+into exit code :data:`EXIT_INCOMPLETE` (75, EX_TEMPFAIL: "incomplete, rerun to resume").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import random
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from whatnext.runtime.atomic import save_torch
+from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_time
+from whatnext.runtime.metrics import EpochMeter
+
+log = logging.getLogger(__name__)
+
+EXIT_INCOMPLETE = 75  # EX_TEMPFAIL: state saved in --resume-dir, rerun the same command to resume
+STOP_AFTER_STEPS_ENV = "WHATNEXT_STOP_AFTER_STEPS"
+STATE_FILE = "trainer_state.pt"
+STATE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything the shared training flags say (see :mod:`whatnext.runtime.cli_options`).
+
+    ``lr`` is the peak learning rate, reached after ``warmup_epochs`` (fractions allowed);
+    times are in minutes; ``checkpoint_every`` counts optimiser steps.
+    """
+
+    seed: int = 0
+    epochs: int = 1
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.0
+    threads: int | None = None
+    workers: int = 0
+    resume_dir: Path | None = None
+    checkpoint_every: int = 100
+    deadline: str | None = None
+    time_budget_min: float | None = None
+    safety_margin_min: float = 5.0
+    log: Path | None = None
+
+    RESULT_FIELDS = ("seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs")
+
+    def result_fields(self) -> dict:
+        """The options that decide the trained weights (a resumed run must share them)."""
+        return {name: getattr(self, name) for name in self.RESULT_FIELDS}
+
+
+class TrainingIncomplete(Exception):
+    """Training stopped early with its state saved; rerunning the same command resumes it."""
+
+    def __init__(self, step: int, total_steps: int, reason: str, state_path: Path | None):
+        self.step, self.total_steps, self.reason, self.state_path = step, total_steps, reason, state_path
+        where = f"state saved to {state_path}" if state_path else "NO --resume-dir, progress is lost"
+        super().__init__(f"stopped at step {step}/{total_steps} ({reason}); {where}")
+
+
+class ResumeStateError(ValueError):
+    """A resume state that cannot be read or belongs to another configuration."""
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns: per-epoch records and the last epoch's mean loss."""
+
+    history: list[dict]
+    final_loss: float
+    steps: int
+
+
+def derive_seed(seed: int, *parts: int) -> int:
+    """A 63-bit seed that is a pure function of ``(seed, *parts)`` (all non-negative ints)."""
+    words = np.random.SeedSequence([seed, *parts]).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
+    """The shuffled item order of ``epoch``: a permutation of range(num_items) fixed by (seed, epoch)."""
+    generator = torch.Generator().manual_seed(derive_seed(seed, epoch))
+    return torch.randperm(num_items, generator=generator).tolist()
+
+
+def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, drop_last: bool) -> list[list[int]]:
+    """Item indices of each batch of ``epoch``, in order."""
+    order = epoch_order(num_items, seed, epoch)
+    batches = [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+class EpochSeededItems(Dataset):
+    """Wraps a dataset so item ``(epoch, i)`` is ``dataset[i]`` drawn under torch seed (seed, epoch, i).
+
+    Random transforms inside ``dataset`` thus give the same result whatever the worker,
+    the batch position or a resume, and the caller's global RNG is left untouched.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(self.seed, epoch, index))
+            return self.dataset[index]
+
+
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token")
+
+
+def exempt_from_weight_decay(name: str, param: torch.nn.Parameter) -> bool:
+    """True for biases, norm weights and other 1-D parameters, and position/class/mask tokens."""
+    return param.ndim <= 1 or name.split(".")[-1] in NO_DECAY_NAMES
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: ``weight_decay`` for weight matrices/kernels, none where :func:`exempt_from_weight_decay`."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if exempt_from_weight_decay(name, param) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """LR factor at step s: linear (s+1)/(warmup+1) during warmup, then cosine from 1 to ``min_ratio``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def _rng_state() -> dict:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _jsonable(obj) -> dict:
+    return json.loads(json.dumps(obj, default=str, sort_keys=True))
+
+
+class Trainer:
+    """Trains ``model`` on ``dataset`` by minimising ``loss_fn(model, batch) -> scalar tensor``.
+
+    Args:
+        model: every trainable parameter it holds is optimised (AdamW), and its whole
+            ``state_dict`` goes into the resume state.
+        dataset: indexable; ``collate_fn`` (default: torch's) makes batches of its items.
+            Batch size for throughput is ``len(batch[0])``.
+        loss_fn: one step's mean loss over the batch; may use the global torch RNG.
+        options: the shared training flags.
+        fingerprint: JSON-able description of everything else that decides the result
+            (architecture, data, init checkpoint...); a resume state written under another
+            fingerprint is refused.
+        groups: optimiser parameter groups (default :func:`param_groups`); each group's
+            ``lr`` (default ``options.lr``) is scaled by the schedule.
+        on_epoch_end: ``f(epoch, record) -> dict | None`` called after each epoch (e.g.
+            validation); returned fields are added to the epoch's metrics record.
+        clip_grad_norm: clip the global gradient norm to this value (None: no clipping).
+        min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
+        betas: AdamW betas (MAE pretraining uses (0.9, 0.95)).
+        clock: unix seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        dataset: Dataset,
+        loss_fn: Callable[[torch.nn.Module, object], torch.Tensor],
+        options: TrainOptions,
+        *,
+        fingerprint: dict | None = None,
+        collate_fn: Callable | None = None,
+        drop_last: bool = False,
+        groups: Sequence[dict] | None = None,
+        on_epoch_end: Callable[[int, dict], dict | None] | None = None,
+        clip_grad_norm: float | None = None,
+        min_lr_ratio: float = 0.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        desc: str = "train",
+        clock: Callable[[], float] = time.time,
+    ):
+        self.model = model
+        self.dataset = dataset
+        self.loss_fn = loss_fn
+        self.options = options
+        self.collate_fn = collate_fn
+        self.drop_last = drop_last
+        self.on_epoch_end = on_epoch_end
+        self.clip_grad_norm = clip_grad_norm
+        self.desc = desc
+        self.clock = clock
+        n = len(dataset)
+        self.steps_per_epoch = len(epoch_batches(n, options.batch_size, options.seed, 0, drop_last))
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"{n} clips make no batch of {options.batch_size} (drop_last={drop_last})")
+        self.total_steps = options.epochs * self.steps_per_epoch
+        self.warmup_steps = round(options.warmup_epochs * self.steps_per_epoch)
+        self.fingerprint = _jsonable(
+            {"options": options.result_fields(), "num_items": n, "drop_last": drop_last, "min_lr_ratio": min_lr_ratio,
+             "clip_grad_norm": clip_grad_norm, "betas": list(betas), "task": fingerprint or {}}
+        )
+        self.optimizer = torch.optim.AdamW(
+            groups if groups is not None else param_groups(model, options.weight_decay), lr=options.lr, betas=betas
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, warmup_cosine(self.warmup_steps, self.total_steps, min_lr_ratio)
+        )
+        self.step = 0
+        self.history: list[dict] = []
+        self.meter = EpochMeter()
+
+    # ----------------------------------------------------------------- resume state
+    @property
+    def state_path(self) -> Path | None:
+        """Where the resume state lives (None without ``--resume-dir``)."""
+        return Path(self.options.resume_dir) / STATE_FILE if self.options.resume_dir else None
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: weights, optimiser, schedule, step, history, RNGs."""
+        return {
+            "format": STATE_FORMAT,
+            "fingerprint": self.fingerprint,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "history": self.history,
+            "meter": self.meter.state_dict(),
+            "rng": _rng_state(),
+        }
+
+    def load_state_dict(self, state: dict, source: str | Path = "resume state") -> None:
+        """Restore :meth:`state_dict` output; refuses a state written under another fingerprint."""
+        if state.get("format") != STATE_FORMAT:
+            raise ResumeStateError(f"{source}: not a whatnext trainer state (format {STATE_FORMAT} expected)")
+        if state["fingerprint"] != self.fingerprint:
+            old, new = state["fingerprint"], self.fingerprint
+            keys = sorted(k for k in set(_flatten(old)) | set(_flatten(new)) if _flatten(old).get(k) != _flatten(new).get(k))
+            raise ResumeStateError(
+                f"{source}: resume state was written by a different configuration (differs in: {', '.join(keys)}); "
+                "delete it or use another --resume-dir"
+            )
+        self.model.load_state_dict(state["model"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = state["step"]
+        self.history = list(state["history"])
+        self.meter = EpochMeter.from_state(state["meter"])
+        _set_rng_state(state["rng"])
+
+    def resume_if_possible(self) -> bool:
+        """Load the resume state from ``--resume-dir`` if one exists; True if resumed."""
+        path = self.state_path
+        if path is None or not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as err:
+            raise ResumeStateError(f"{path}: unreadable resume state ({err}); delete it to start over") from None
+        self.load_state_dict(state, path)
+        log.info("resumed from %s at step %d/%d (epoch %d)", path, self.step, self.total_steps, self.epoch)
+        return True
+
+    def save_state(self) -> None:
+        """Write the resume state atomically (no-op without ``--resume-dir``)."""
+        if self.state_path is not None:
+            save_torch(self.state_dict(), self.state_path)
+
+    def clear_resume_state(self) -> None:
+        """Remove the resume state (and ``--resume-dir`` if left empty): call after final outputs are written."""
+        path = self.state_path
+        if path is None:
+            return
+        path.unlink(missing_ok=True)
+        try:
+            path.parent.rmdir()
+        except OSError:
+            pass
+
+    # ----------------------------------------------------------------- training
+    @property
+    def epoch(self) -> int:
+        """The epoch the next step belongs to (0-based)."""
+        return self.step // self.steps_per_epoch
+
+    def _batch_iterator(self, epoch: int, skip: int):
+        batches = epoch_batches(len(self.dataset), self.options.batch_size, self.options.seed, epoch, self.drop_last)
+        keys = [[(epoch, i) for i in batch] for batch in batches[skip:]]
+        loader = DataLoader(
+            EpochSeededItems(self.dataset, self.options.seed),
+            batch_sampler=keys,
+            collate_fn=self.collate_fn,
+            num_workers=self.options.workers,
+            generator=torch.Generator().manual_seed(derive_seed(self.options.seed, epoch)),  # keeps the global RNG untouched
+        )
+        return iter(loader)
+
+    def _stop_reason(self, watch: DeadlineWatch, signals: StopSignals, steps_done: int, stop_after: int | None) -> str | None:
+        if signals.received is not None:
+            return f"signal {signals.received}"
+        if stop_after is not None and steps_done >= stop_after:
+            return f"{STOP_AFTER_STEPS_ENV}={stop_after}"
+        if watch.next_step_would_cross():
+            return "deadline"
+        return None
+
+    def _train_step(self, batch) -> tuple[float, int]:
+        loss = self.loss_fn(self.model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at step {self.step} (epoch {self.epoch})")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        return loss.item(), len(batch[0])
+
+    def _close_epoch(self, epoch: int) -> None:
+        record = {
+            "epoch": epoch,
+            "loss": self.meter.mean(),
+            "lr": self.scheduler.get_last_lr()[0],
+            "clips_per_s": self.meter.clips_per_second(),
+        }
+        if self.on_epoch_end is not None:
+            record.update(self.on_epoch_end(epoch, record) or {})
+            self.model.train()
+        self.history.append(record)
+        self.meter = EpochMeter()
+        log.info("epoch %d/%d: %s", epoch + 1, self.options.epochs, ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+
+    def fit(self) -> TrainResult:
+        """Train until ``options.epochs`` are done; raises :class:`TrainingIncomplete` on a deadline or signal."""
+        opts = self.options
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        watch = DeadlineWatch(
+            resolve_stop_time(opts.deadline, opts.time_budget_min, opts.safety_margin_min, now=self.clock()), self.clock
+        )
+        stop_after = int(os.environ[STOP_AFTER_STEPS_ENV]) if os.environ.get(STOP_AFTER_STEPS_ENV) else None
+        if watch.stop_at is not None:
+            log.info("must stop by %s (unix %.0f)", time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(watch.stop_at)), watch.stop_at)
+        steps_done = 0
+        self.model.train()
+        with StopSignals() as signals, tqdm(total=self.total_steps, initial=self.step, desc=self.desc, unit="step", mininterval=1.0) as bar:
+            while self.step < self.total_steps:
+                epoch = self.epoch
+                batches = self._batch_iterator(epoch, self.step % self.steps_per_epoch)
+                while self.epoch == epoch and self.step < self.total_steps:
+                    reason = self._stop_reason(watch, signals, steps_done, stop_after)
+                    if reason is not None:
+                        self._checkpoint(watch)
+                        raise TrainingIncomplete(self.step, self.total_steps, reason, self.state_path)
+                    started = self.clock()
+                    loss, clips = self._train_step(next(batches))
+                    seconds = self.clock() - started
+                    steps_done += 1
+                    watch.record_step(seconds)
+                    self.meter.add(loss, clips, seconds)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips / max(seconds, 1e-9):.1f}", refresh=False)
+                    if self.step % self.steps_per_epoch == 0:
+                        self._close_epoch(epoch)
+                    if self.step % opts.checkpoint_every == 0 and self.step < self.total_steps:
+                        self._checkpoint(watch)
+        return TrainResult(history=self.history, final_loss=self.history[-1]["loss"], steps=self.step)
+
+    def _checkpoint(self, watch: DeadlineWatch) -> None:
+        started = self.clock()
+        self.save_state()
+        watch.record_checkpoint(self.clock() - started)
+
+
+def _flatten(obj, prefix: str = "") -> dict:
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): obj}
+
