@@ -28,11 +28,13 @@ if not FROM_CACHES:
 
 
 include: "rules/ensemble.smk"
+include: "rules/report.smk"
 
 
 localrules:
     all,
     member_list,
+    submission,
 
 
 rule all:

@@ -198,14 +198,15 @@ def finetune_params(family):
     """Params of a finetune rule: head, arch, aux/pseudo flags, seed and training flags of the member."""
     find = member_of(family)
 
-    def member_flags(wildcards, input):
+    def member_flags(wildcards):
+        """Wildcards only, so that Snakemake tracks the value (params rerun trigger)."""
         member = find(wildcards)
         flags = [f"--head {member.head}"]
         if member.arch:
-            flags.append(f"--arch {member.arch}")
+            flags.append(f"--arch {member.arch} --img-size {config['img_size']}")
         flags += [f"--aux {a}" for a in member.aux]
-        if "pseudo" in input.keys():
-            flags.append(f"--pseudo {input.pseudo}")
+        if member.round > 0:
+            flags.append(f"--pseudo {pseudo_labels(member.round)}")
         return " ".join(flags)
 
     def train_flags(wildcards):
@@ -296,13 +297,36 @@ def final_ensemble_inputs(with_twins=False):
     }
 
 
+def final_test_probs():
+    """Test probabilities the submission is made from: the sidecar's with twins, else the stacker's."""
+    if TWINS:
+        return f"{R}/ensemble/sidecar/trainval-test.npz"
+    return f"{R}/ensemble/stacker/train-test.npz"
+
+
+def report_assets():
+    return [
+        f"{R}/report/{name}"
+        for name in (
+            "summary.json",
+            "cascade_table.html",
+            "confusion.png",
+            "stacker_weights.png",
+        )
+    ]
+
+
 def final_outputs():
     """The default target's inputs: the submission, the analysis and the report assets."""
-    return [f"{R}/ensemble/stacker/submission.csv"]
+    return [
+        f"{R}/submission.csv",
+        f"{R}/analysis/error_decomposition/summary.json",
+        *report_assets(),
+    ]
 
 
 def tta_flags():
     """--tta / --flip flags of cache_probs from the config's inference section."""
     section = config["inference"]
     flags = [] if section["tta"] == "none" else [f"--tta {section['tta']}"]
-    return " ".join(flags + (["--flip"] if section["flip"] else []))
+    return " ".join(flags + (["--flip"] if section["flip"] else ["--no-flip"]))

@@ -1,4 +1,9 @@
-"""Ensemble: member lists, stacker, sidecar, calibration, submission, error decomposition."""
+"""Ensemble: member lists, stacker, sidecar, calibration, submission, error decomposition.
+
+The stacker fits per-class log-space weights on the members' train-only validation caches (nested CV);
+the sidecar applies the same fit to the train+val twins' test caches; the submission is the arg-max of
+the last of them.
+"""
 
 
 rule member_list:
@@ -25,6 +30,8 @@ rule stacker:
         submission=f"{R}/ensemble/stacker/submission.csv",
         report=f"{R}/ensemble/stacker/report.json",
         weights=f"{R}/ensemble/stacker/weights.npz",
+        test_probs=f"{R}/ensemble/stacker/train-test.npz",
+        oof_probs=f"{R}/ensemble/stacker/train-val.npz",
     log:
         f"{LOGS}/ensemble/stacker.log",
     benchmark:
@@ -35,5 +42,62 @@ rule stacker:
         cache_dir=cache_dir,
         data=data_dir,
         folds=config["ensemble"]["folds"],
+        seed=config["seed"],
     shell:
-        "python -m whatnext.ensemble.stacker --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --folds {params.folds} > {log} 2>&1"
+        "python -m whatnext.ensemble.stacker --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --test-probs {output.test_probs} --oof-probs {output.oof_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule sidecar:
+    input:
+        unpack(final_ensemble_inputs(with_twins=True)),
+    output:
+        submission=f"{R}/ensemble/sidecar/submission.csv",
+        report=f"{R}/ensemble/sidecar/report.json",
+        weights=f"{R}/ensemble/sidecar/weights.npz",
+        test_probs=f"{R}/ensemble/sidecar/trainval-test.npz",
+    log:
+        f"{LOGS}/ensemble/sidecar.log",
+    benchmark:
+        f"{BENCH}/ensemble/sidecar.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        cache_dir=cache_dir,
+        data=data_dir,
+        folds=config["ensemble"]["folds"],
+        seed=config["seed"],
+    shell:
+        "python -m whatnext.ensemble.sidecar --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --test-probs {output.test_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule submission:
+    input:
+        data=data_inputs(),
+        probs=final_test_probs(),
+    output:
+        f"{R}/submission.csv",
+    log:
+        f"{LOGS}/ensemble/submission.log",
+    conda:
+        CONDA_ENV
+    params:
+        data=data_dir,
+    shell:
+        "python -m whatnext.inference.submission --probs {input.probs} --data {params.data} --out {output} > {log} 2>&1"
+
+
+rule error_decomposition:
+    input:
+        unpack(final_ensemble_inputs()),
+    output:
+        summary=f"{R}/analysis/error_decomposition/summary.json",
+    log:
+        f"{LOGS}/analysis/error_decomposition.log",
+    conda:
+        CONDA_ENV
+    params:
+        cache_dir=cache_dir,
+        data=data_dir,
+        out_dir=lambda wildcards, output: os.path.dirname(output.summary),
+    shell:
+        "python -m whatnext.analysis.error_decomposition --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out-dir {params.out_dir} > {log} 2>&1"

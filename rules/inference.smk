@@ -23,4 +23,4 @@ rule cache_probs:
         data=data_dir,
         tta=tta_flags(),
     shell:
-        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --split {wildcards.split} --member {wildcards.member} --fit {wildcards.fit} {params.tta} --out {output.probs} > {log} 2>&1"
+        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --split {wildcards.split} --member {wildcards.member} --fit {wildcards.fit} {params.tta} --threads {threads} --out {output.probs} > {log} 2>&1"

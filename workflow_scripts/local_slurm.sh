@@ -10,7 +10,8 @@
 # several 1-CPU jobs share the 2 real cores), 2 fake GPUs (gres File= symlinks to /dev/null), partitions
 # `cpu` (default) and `gpu`, each with MaxTime LOCAL_SLURM_MAX_MIN minutes (default 30). Every finished
 # job is recorded by the job completion plugin (jobcomp/filetxt) in DIR/jobcomp.txt: partition, time
-# limit, state (COMPLETED, FAILED, TIMEOUT...), exit code and TRES (gres/gpu included).
+# limit, state (COMPLETED, FAILED, TIMEOUT...), exit code; slurmctld keeps every job for MinJobAge=3600 s,
+# so `scontrol show job` also gives each finished job's GPU request (TresPerJob=gres:gpu:N).
 # munged runs as the munge user on its own socket inside DIR; slurmctld and slurmd run as root.
 # The config is written in DIR and linked from /etc/slurm/{slurm,gres}.conf (where every Slurm client
 # looks); `down` (and the exit trap of `run`) stops the daemons by PID and removes those links.
@@ -65,11 +66,10 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 SchedulerParameters=sched_interval=5
 KillWait=5
-MinJobAge=300
+MinJobAge=3600
 ReturnToService=2
 SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/none
-AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/jobcomp.txt
 GresTypes=gpu
@@ -114,10 +114,16 @@ start_munge() {  # DIR
         --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed"
 }
 
-wait_idle() {  # seconds
-    local i state
-    for ((i = 0; i < $1 * 2; i++)); do
-        state=$(sinfo -h -n localhost -o %t 2>/dev/null | head -n1 || true)
+wait_idle() {  # DIR SECONDS: until the node is idle; fails early if a daemon died
+    local dir=$1 end=$((SECONDS + $2)) state
+    while ((SECONDS < end)); do
+        for pidfile in "$dir/slurmctld.pid" "$dir/slurmd.pid"; do
+            if [[ -s $pidfile ]] && ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+                log "$(basename "$pidfile" .pid) exited"
+                return 1
+            fi
+        done
+        state=$(timeout 5 sinfo -h -n localhost -o %t 2>/dev/null | head -n1 || true)
         if [[ $state == idle ]]; then return 0; fi
         sleep 0.5
     done
@@ -136,8 +142,8 @@ up() {  # DIR
     start_munge "$dir"
     slurmctld -f "$dir/slurm.conf"
     slurmd -f "$dir/slurm.conf" -N localhost
-    if ! wait_idle 30; then
-        sinfo -N -l >&2 || true
+    if ! wait_idle "$dir" 30; then
+        timeout 5 sinfo -N -l >&2 || true
         tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
         die "node localhost did not become idle within 30 s (logs above, state in $dir)"
     fi
@@ -158,7 +164,7 @@ stop_pidfile() {  # PIDFILE NAME: TERM, wait up to 10 s, then KILL
 
 down() {  # DIR
     local dir=$1
-    if [[ -f $dir/slurmctld.pid ]]; then scancel --full --quiet --user "$(id -un)" 2>/dev/null || true; fi
+    if [[ -f $dir/slurmctld.pid ]]; then timeout 10 scancel --full --quiet --user "$(id -un)" 2>/dev/null || true; fi
     stop_pidfile "$dir/slurmd.pid" slurmd
     stop_pidfile "$dir/slurmctld.pid" slurmctld
     stop_pidfile "$dir/munge/munged.pid" munged

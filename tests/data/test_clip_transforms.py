@@ -60,3 +60,26 @@ def test_eval_transform_centre_crops_after_resizing():
     out = EvalTransform(8, [0.0] * 3, [1.0] * 3, crop_fraction=0.5)(ramp_clip(size=16))
     # resize 16 -> 16 (8 / 0.5) is the identity; the centre 8x8 crop starts at pixel 4
     assert torch.allclose(out[0, 0, 0, :] * 255, torch.arange(4, 12).float() * 15)
+
+
+def test_fused_colour_jitter_equals_torchvision_adjustments_on_one_frame():
+    from torchvision.transforms.v2 import functional as F
+
+    from whatnext.data.clip_transforms import ColourJitterNormalise
+
+    frame = torch.randint(90, 160, (1, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(3)
+    out = ColourJitterNormalise(0.3, MEAN, STD)(frame)
+    torch.manual_seed(3)
+    b, c, s = (1 + 0.3 * (2 * torch.rand(3) - 1)).tolist()  # the same draw
+    ref = F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(frame.float() / 255, b), c), s)
+    ref = (ref - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    assert torch.allclose(out, ref, atol=1e-4)
+
+
+def test_colour_jitter_stays_within_the_normalised_unit_range():
+    from whatnext.data.clip_transforms import ColourJitterNormalise
+
+    out = ColourJitterNormalise(0.9, MEAN, STD)(ramp_clip())
+    lo, hi = -torch.tensor(MEAN) / torch.tensor(STD), (1 - torch.tensor(MEAN)) / torch.tensor(STD)
+    assert (out >= lo[:, None, None] - 1e-6).all() and (out <= hi[:, None, None] + 1e-6).all()

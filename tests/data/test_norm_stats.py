@@ -35,7 +35,7 @@ def test_cli_writes_json_readable_by_load(make_data_dir, tmp_path):
 def test_cli_reports_bad_data_as_a_usage_error(make_data_dir, tmp_path):
     data = make_data_dir(train=[(1, 0)], csv={"train": "video_id\n1\n"})
     result = CliRunner().invoke(main, ["--data", str(data), "--out", str(tmp_path / "s.json")])
-    assert result.exit_code == 1 and "missing columns ['label']" in result.output
+    assert result.exit_code == 2 and "missing columns ['label']" in result.output
 
 
 def test_load_rejects_a_zero_std(tmp_path):

@@ -76,7 +76,7 @@ def test_cli_writes_the_data_dir_and_reports_counts(tmp_path):
 
 def test_cli_rejects_a_non_positive_scale(tmp_path):
     result = CliRunner().invoke(main, ["--out", str(tmp_path), "--scale", "0", "--size", "16"])
-    assert result.exit_code != 0 and "scale must be positive" in result.output
+    assert result.exit_code == 2 and "scale must be positive" in result.output
 
 
 def test_a_clip_is_the_first_40_percent_of_the_action():

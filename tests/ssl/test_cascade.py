@@ -10,7 +10,7 @@ from whatnext.runtime.trainer import TrainOptions
 from whatnext.ssl.cascade import FAMILIES, open_generation, run_generation
 
 MAE2D = FAMILIES["mae2d"]
-TRAIN = TrainOptions(seed=4, epochs=2, batch_size=16, lr=2e-3, warmup_epochs=0.5, threads=1)
+TRAIN = TrainOptions(seed=4, epochs=10, batch_size=16, lr=1.5e-3, warmup_epochs=1.0, threads=1)
 
 
 def generation(tiny_data_dir, init=None, **train):
@@ -22,7 +22,7 @@ def generation(tiny_data_dir, init=None, **train):
 
 @pytest.fixture(scope="module")
 def two_generations(tiny_data_dir, tmp_path_factory):
-    """Generation 1 from scratch, generation 2 from it, same seed and flags (68 val clips, 2 epochs each)."""
+    """Generation 1 from scratch, generation 2 from it, same seed and flags (68 val clips: 10 epochs of 4 steps each; ~10 s)."""
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("cascade")
     common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, mask_ratio=0.75, splits=("val",), train=TRAIN)
@@ -56,9 +56,9 @@ def test_generation_optimiser_is_fresh(tiny_data_dir, two_generations):
 
 def test_generation_schedule_restarts_at_the_warmup_start(tiny_data_dir, two_generations):
     folder, _, _ = two_generations
-    trainer = generation(tiny_data_dir, init=folder / "g1.pt").trainer  # 4 steps/epoch, 2 warmup steps
+    trainer = generation(tiny_data_dir, init=folder / "g1.pt").trainer  # 4 steps/epoch, 4 warmup steps
     assert trainer.scheduler.last_epoch == 0
-    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([2e-3 / 3, 2e-3 / 3])
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([1.5e-3 / 5, 1.5e-3 / 5])
 
 
 def test_generation_two_records_its_number_and_parent(two_generations):
@@ -70,5 +70,6 @@ def test_generation_two_records_its_number_and_parent(two_generations):
 
 def test_reconstruction_loss_falls_from_one_generation_to_the_next(two_generations):
     # Same seed, data order and masks: without the parent encoder generation 2 would repeat generation 1.
+    # (Shorter generations do not show it: the fresh decoder and re-warmed lr cost more than 16 steps recover.)
     _, g1, g2 = two_generations
     assert g2["final_loss"] < g1["final_loss"]

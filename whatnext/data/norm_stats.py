@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.runtime.atomic import write_json
+from whatnext.runtime.cli_options import BadInput
 
 
 def compute_norm_stats(data_dir: str | Path, max_clips: int = 2000, frame_size: int | None = None, progress: bool = False) -> dict:
@@ -64,7 +65,7 @@ def main(data_dir: str, out: str, max_clips: int, frame_size: int | None) -> Non
     try:
         stats = compute_norm_stats(data_dir, max_clips, frame_size, progress=True)
     except DataFormatError as err:
-        raise click.ClickException(str(err)) from err
+        raise BadInput(str(err)) from err
     write_json(out, stats)
     click.echo(f"mean {np.round(stats['mean'], 4).tolist()} std {np.round(stats['std'], 4).tolist()} -> {out}", err=True)
 

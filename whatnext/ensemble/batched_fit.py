@@ -27,10 +27,10 @@ Params = dict[str, torch.Tensor]
 class FitConfig:
     """AdamW learning rate, step budget, early-stopping patience (steps), penalty strength."""
 
-    lr: float = 0.05
+    lr: float = 0.1
     max_steps: int = 300
     patience: int = 30
-    penalty: float = 1e-3
+    penalty: float = 1e-5
 
 
 @dataclass
@@ -74,7 +74,7 @@ def fit_batched(
     params = {name: value.detach().clone().requires_grad_(True) for name, value in init_params.items()}
     best = {name: value.detach().clone() for name, value in params.items()}
     train_w, probe_w = row_weights(train_mask), row_weights(probe_mask)
-    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    labels_t = torch.tensor(np.asarray(labels), dtype=torch.int64)
     folds = train_w.shape[0]
     best_loss = torch.full((folds,), float("inf"))
     best_step = torch.zeros(folds, dtype=torch.int64)

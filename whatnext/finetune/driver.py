@@ -215,7 +215,7 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
             val = (ClipDataset(ft.data, "val", transform=views), views)
     except (DataFormatError, PseudoLabelError) as err:
         raise BadInput(str(err)) from None
-    counts = {source: int(n) for source, n in zip(*np.unique(dataset.sources, return_counts=True))}
+    counts = {str(source): int(n) for source, n in zip(*np.unique(dataset.sources, return_counts=True))}
     log.info("%s: %s on %s clips %s", track, model_config, len(dataset), counts)
 
     def validate(epoch: int, record: dict) -> dict:

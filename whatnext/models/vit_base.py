@@ -1,11 +1,15 @@
 """A ViT trunk (timm ``Block`` stack) that can run on a subset of its tokens, for masked pretraining.
 
 Token layout shared by every encoder of this package: a clip [B, T, C, H, W] becomes a grid of
-tokens [B, T', N, D] (T' time steps, N spatial patches per step, D features). A ViT trunk
-attends within *sequences* of ``steps_per_sequence`` consecutive time steps: 1 for a per-frame
-ViT (MAE-2D: S = B*T sequences of L = N tokens), T' for a spatio-temporal ViT (VideoMAE:
-S = B sequences of L = T'*N tokens). :meth:`to_sequences` / :meth:`from_sequences` convert
-between the two views, and masks [B, T', N] follow the same conversion.
+tokens [B, T', N, D] (T' = T/t time steps for tubelets of t frames, N = (H/p)*(W/p) patches per
+step, D features). A ViT trunk attends within *sequences* of ``steps_per_sequence`` consecutive
+steps: 1 for a per-frame ViT (MAE-2D: S = B*T sequences of L = N tokens), T' for a
+spatio-temporal ViT (VideoMAE: S = B sequences of L = T'*N tokens). :meth:`to_sequences` /
+:meth:`from_sequences` convert between the two views; masks [B, T', N] follow the same conversion.
+
+The patch embedding is a linear map of each patch's pixels (:func:`patchify` order), the same
+function as a strided t x p x p convolution, applied after selecting the kept tokens: a masked
+encoder never touches the pixels of hidden patches and its cost scales with the visible count.
 """
 
 from __future__ import annotations
@@ -17,30 +21,37 @@ from torch import nn
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 
+from whatnext.models.patches import patchify
 from whatnext.models.registry import ENCODERS
 
 
 class MaskableViT(nn.Module):
-    """Patch tokens + learned position embedding -> timm Blocks -> LayerNorm.
+    """Patch embedding + learned position embedding -> timm Blocks -> LayerNorm.
 
-    Subclasses define ``patch_tokens(x [B, T, C, H, W]) -> [S, L, D]`` (without positions)
-    and set ``grid = (T', N)``, ``steps_per_sequence``, ``patch_size`` (pixels) and
-    ``tubelet_size`` (frames per token).
+    Attributes: ``grid`` (T', N), ``steps_per_sequence``, ``patch_size`` (px), ``tubelet_size``
+    (frames per token), ``patch_dim`` (P), ``embed_dim`` (D), ``num_steps`` (T').
     """
 
-    def __init__(self, *, tokens_per_sequence: int, embed_dim: int, depth: int, num_heads: int,
-                 mlp_ratio: float = 4.0, drop_path_rate: float = 0.0):
+    def __init__(self, *, img_size: int, num_frames: int, patch_size: int, tubelet_size: int, joint_time: bool,
+                 embed_dim: int, depth: int, num_heads: int, in_chans: int = 3, mlp_ratio: float = 4.0,
+                 drop_path_rate: float = 0.0):
         super().__init__()
+        if num_frames % tubelet_size or img_size % patch_size:
+            raise ValueError(f"{num_frames} frames of {img_size}px do not split into "
+                             f"{tubelet_size} x {patch_size} x {patch_size} patches")
+        self.input_shape = (num_frames, in_chans, img_size, img_size)
+        self.patch_size, self.tubelet_size = patch_size, tubelet_size
+        self.grid = (num_frames // tubelet_size, (img_size // patch_size) ** 2)
+        self.steps_per_sequence = self.grid[0] if joint_time else 1
+        self.patch_dim = tubelet_size * patch_size**2 * in_chans
         self.embed_dim = embed_dim
-        self.pos_embed = nn.Parameter(torch.zeros(1, tokens_per_sequence, embed_dim))
+        self.patch_embed = nn.Linear(self.patch_dim, embed_dim)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.steps_per_sequence * self.grid[1], embed_dim))
         rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
         self.blocks = nn.ModuleList(
             Block(embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=True, drop_path=rate) for rate in rates
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
-
-    def _init_vit_weights(self) -> None:
-        """timm's ViT initialisation (truncated normal 0.02 linears, unit LayerNorms)."""
         trunc_normal_(self.pos_embed, std=0.02)
         self.apply(init_weights_vit_timm)
 
@@ -51,24 +62,32 @@ class MaskableViT(nn.Module):
 
     def to_sequences(self, grid_values: torch.Tensor) -> torch.Tensor:
         """[B, T', N, ...] -> [S, L, ...] (S = B*T'/steps_per_sequence, L = steps_per_sequence*N)."""
-        steps, n = self.grid
-        return grid_values.reshape(-1, self.steps_per_sequence * n, *grid_values.shape[3:])
+        return grid_values.reshape(-1, self.steps_per_sequence * self.grid[1], *grid_values.shape[3:])
 
     def from_sequences(self, seq_values: torch.Tensor) -> torch.Tensor:
         """[S, L, ...] -> [B, T', N, ...] (inverse of :meth:`to_sequences`)."""
-        steps, n = self.grid
-        return seq_values.reshape(-1, steps, n, *seq_values.shape[2:])
+        return seq_values.reshape(-1, *self.grid, *seq_values.shape[2:])
+
+    def embed(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Clip [B, T, C, H, W] -> embedded tokens with positions [S, L_vis, D] for ``ids_keep`` [S, L_vis] (all if None)."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"{type(self).__name__} built for clips [B, {', '.join(map(str, self.input_shape))}], "
+                             f"got {list(x.shape)}")
+        pixels = self.to_sequences(patchify(x, self.patch_size, self.tubelet_size))
+        positions = self.pos_embed.expand(pixels.shape[0], -1, -1)
+        if ids_keep is not None:
+            pixels = torch.gather(pixels, 1, ids_keep.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))
+            positions = torch.gather(positions, 1, ids_keep.unsqueeze(-1).expand(-1, -1, positions.shape[-1]))
+        return self.patch_embed(pixels) + positions
 
     def encode_sequences(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None,
                          attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Encode the tokens ``ids_keep`` [S, L_vis] of each sequence (all if None) -> [S, L_vis, D].
 
-        Only the kept tokens enter the Blocks, so cost scales with L_vis. ``attn_mask``
-        (additive, broadcastable to [S, heads, L_vis, L_vis]) is passed to every Block.
+        Only the kept tokens are embedded and enter the Blocks, so cost scales with L_vis.
+        ``attn_mask`` (additive, broadcastable to [S, heads, L_vis, L_vis]) is passed to every Block.
         """
-        tokens = self.patch_tokens(x) + self.pos_embed
-        if ids_keep is not None:
-            tokens = torch.gather(tokens, 1, ids_keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
+        tokens = self.embed(x, ids_keep)
         for block in self.blocks:
             tokens = block(tokens, attn_mask=attn_mask)
         return self.norm(tokens)

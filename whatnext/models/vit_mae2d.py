@@ -1,20 +1,21 @@
-"""MAE-2D ViT: a per-frame ViT (timm PatchEmbed + Blocks) with zero-initialised temporal attention.
+"""MAE-2D ViT: a per-frame ViT (timm Blocks) with zero-initialised temporal attention in its last K blocks.
 
 Pretraining (MAE, random per-frame masking) runs the per-frame ViT alone on the visible patches
 of each frame (:meth:`MaskableViT.encode_sequences`). Classification (:meth:`MAE2DViT.forward`)
 adds, after each of the last ``temporal_blocks`` Blocks, a residual attention across the T frames
 at every spatial position whose output projection starts at zero: an exact identity at
 initialisation, so pretrained spatial weights are undisturbed at the first finetuning step. The
-temporal modules are part of the encoder's state dict from the start (zero at pretraining, which
-never uses them), so an SSL encoder checkpoint loads strictly into the classifier.
+temporal modules are part of the encoder's state dict from the start (still at their initial
+values after pretraining, which never runs them), so an SSL encoder checkpoint loads strictly
+into the classifier.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-from timm.layers import PatchEmbed, trunc_normal_
-from timm.models.vision_transformer import Attention
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Attention, init_weights_vit_timm
 
 from whatnext.models.vit_base import MaskableViT, register_vit_sizes
 
@@ -31,9 +32,11 @@ class TemporalAttention(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.time_embed = nn.Parameter(torch.zeros(num_frames, dim))
         self.attn = Attention(dim, num_heads=num_heads, qkv_bias=True)
+        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         trunc_normal_(self.time_embed, std=0.02)
+        self.attn.apply(init_weights_vit_timm)
         nn.init.zeros_(self.attn.proj.weight)
         nn.init.zeros_(self.attn.proj.bias)
 
@@ -47,49 +50,29 @@ class TemporalAttention(nn.Module):
 class MAE2DViT(MaskableViT):
     """Per-frame ViT; clip [B, T, C, H, W] -> tokens [B, T, N, D], N = (H/p)*(W/p)."""
 
-    steps_per_sequence = 1
-    tubelet_size = 1
-
     def __init__(self, *, img_size: int, num_frames: int, patch_size: int, embed_dim: int, depth: int,
-                 num_heads: int, temporal_blocks: int, in_chans: int = 3, mlp_ratio: float = 4.0,
-                 drop_path_rate: float = 0.0):
+                 num_heads: int, temporal_blocks: int, **vit_kwargs):
         if not 0 <= temporal_blocks <= depth:
             raise ValueError(f"temporal_blocks must lie in [0, depth={depth}], got {temporal_blocks}")
-        patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
-        super().__init__(tokens_per_sequence=patch_embed.num_patches, embed_dim=embed_dim, depth=depth,
-                         num_heads=num_heads, mlp_ratio=mlp_ratio, drop_path_rate=drop_path_rate)
-        self.patch_embed = patch_embed
-        self.patch_size = patch_size
-        self.grid = (num_frames, patch_embed.num_patches)
-        first = depth - temporal_blocks
+        super().__init__(img_size=img_size, num_frames=num_frames, patch_size=patch_size, tubelet_size=1,
+                         joint_time=False, embed_dim=embed_dim, depth=depth, num_heads=num_heads, **vit_kwargs)
         self.temporal = nn.ModuleDict(
-            {str(i): TemporalAttention(embed_dim, num_heads, num_frames) for i in range(first, depth)}
+            {str(i): TemporalAttention(embed_dim, num_heads, num_frames) for i in range(depth - temporal_blocks, depth)}
         )
-        self._init_vit_weights()
-        for module in self.temporal.values():
-            module.reset_parameters()
-
-    def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, T, C, H, W] -> [B*T, N, D] (one sequence per frame)."""
-        return self.patch_embed(x.flatten(0, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Clip [B, T, C, H, W] -> tokens [B, T, N, D], with temporal attention after the last K Blocks."""
-        b, t = x.shape[:2]
-        if t != self.num_steps:
-            raise ValueError(f"MAE2DViT built for {self.num_steps} frames, got {t}")
-        tokens = self.patch_tokens(x) + self.pos_embed
+        tokens = self.embed(x)  # [B*T, N, D]
         for i, block in enumerate(self.blocks):
             tokens = block(tokens)
             if str(i) in self.temporal:
-                tokens = self.temporal[str(i)](tokens.reshape(b, t, *tokens.shape[1:])).flatten(0, 1)
+                tokens = self.temporal[str(i)](self.from_sequences(tokens)).flatten(0, 1)
         return self.from_sequences(self.norm(tokens))
 
 
 MAE2D_SIZES = {  # patch, dim, depth, heads, temporal blocks K, SSL decoder (dim, depth, heads)
-    "mae2d_vit_tiny": dict(patch_size=8, embed_dim=96, depth=4, num_heads=3, temporal_blocks=2, decoder=(48, 1, 3)),
-    "mae2d_vit_b16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, temporal_blocks=6, decoder=(512, 8, 16)),
+    "mae2d_vit_tiny": dict(patch_size=8, embed_dim=96, depth=4, num_heads=3, temporal_blocks=2, decoder=(32, 1, 2)),
+    "mae2d_vit_b16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, temporal_blocks=6, decoder=(384, 4, 6)),
 }
-
 
 register_vit_sizes(MAE2DViT, MAE2D_SIZES, family="mae2d", masking="random_frame", mask_ratio=0.75)

@@ -20,26 +20,9 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 
 from whatnext.models import build_encoder
+from whatnext.models.patches import patchify
 from whatnext.models.vit_base import MaskableViT
 from whatnext.ssl.masking import Masking, build_masking, visible_indices
-
-
-def patchify(x: torch.Tensor, patch_size: int, tubelet_size: int = 1) -> torch.Tensor:
-    """[B, T, C, H, W] -> [B, T', N, P]; tokens in the encoders' order (time, row, column), pixels (t, p, p, C)."""
-    b, t, c, h, w = x.shape
-    p, u = patch_size, tubelet_size
-    x = x.reshape(b, t // u, u, c, h // p, p, w // p, p)
-    return x.permute(0, 1, 4, 6, 2, 5, 7, 3).reshape(b, t // u, (h // p) * (w // p), u * p * p * c)
-
-
-def unpatchify(patches: torch.Tensor, patch_size: int, tubelet_size: int, channels: int, height: int) -> torch.Tensor:
-    """Inverse of :func:`patchify`: [B, T', N, P] -> [B, T, C, H, W] (W from N and ``height``)."""
-    b, steps, n, _ = patches.shape
-    p, u, c = patch_size, tubelet_size, channels
-    rows = height // p
-    cols = n // rows
-    x = patches.reshape(b, steps, rows, cols, u, p, p, c)
-    return x.permute(0, 1, 4, 7, 2, 5, 3, 6).reshape(b, steps * u, c, rows * p, cols * p)
 
 
 def normalise_patches(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -121,12 +104,10 @@ SSL_KEYS = {"masking", "mask_ratio", "decoder_dim", "decoder_depth", "decoder_he
 def build_decoder(encoder: MaskableViT, ssl: dict) -> MAEDecoder:
     """A fresh decoder for ``encoder`` (the cascade builds a new one every generation)."""
     defaults = encoder.ssl_defaults
-    steps, n = encoder.grid
-    in_chans = encoder.patch_embed.proj.in_channels
     return MAEDecoder(
         encoder_dim=encoder.embed_dim,
-        num_tokens=encoder.steps_per_sequence * n,
-        patch_dim=encoder.tubelet_size * encoder.patch_size**2 * in_chans,
+        num_tokens=encoder.steps_per_sequence * encoder.grid[1],
+        patch_dim=encoder.patch_dim,
         dim=ssl.get("decoder_dim", defaults.decoder_dim),
         depth=ssl.get("decoder_depth", defaults.decoder_depth),
         num_heads=ssl.get("decoder_heads", defaults.decoder_heads),

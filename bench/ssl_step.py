@@ -1,0 +1,158 @@
+"""Masked-pretraining cost: visible-only encoding vs encoding every token, and paper-size compute.
+
+Prints three tables:
+
+1. CPU sizes (``mae2d_vit_tiny``, ``videomae_vit_tiny``): median wall time of one
+   forward+backward step (encoder + decoder + masked loss) with the encoder on the visible tokens
+   only, against the same step with the encoder on every token (decoder and loss unchanged), at
+   mask ratios 0.75 and 0.9; and the same ratio for the encoder alone.
+2. Paper sizes (MAE-2D ViT-B/16, tubelet ViT-S/16 and ViT-B/16, 4 x 224^2 clips): parameters and
+   FLOPs per clip counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add = 2 FLOPs)
+   for a pretraining step (fwd+bwd, visible-only, decoder included) and a finetuning step (fwd+bwd,
+   all tokens, attentive-probe head).
+3. GPU-hours per SSL generation and per finetune on A100 / H100 from those FLOPs at the stated
+   utilisation of the bf16 dense peak.
+
+Run: ``python bench/ssl_step.py`` (about a minute on one CPU thread).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import click
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from whatnext.models import build_encoder, build_model
+from whatnext.models.patches import patchify
+from whatnext.ssl.mae_models import build_masked_autoencoder, masked_patch_loss, normalise_patches
+from whatnext.ssl.masking import build_masking, visible_indices
+
+SSL_CLIPS = 44_993 + 6_745 + 6_912  # train + val + test clips: SSL sees every frame, no label
+FT_CLIPS = 44_993  # train clips (a train+val twin has 51,738)
+PEAK_BF16_TFLOPS = {"A100": 312.0, "H100": 989.0}
+PAPER = [("mae2d_vit_b16", 0.75), ("videomae_vit_s16", 0.9), ("videomae_vit_b16", 0.9)]
+
+
+def ssl_step(model, x: torch.Tensor, mask: torch.Tensor, visible_only: bool, encoder_only: bool = False) -> None:
+    """One forward+backward of the masked autoencoder with a fixed mask [B, T', N]."""
+    encoder = model.encoder
+    seq_mask = encoder.to_sequences(mask)
+    ids = visible_indices(seq_mask) if visible_only else torch.arange(seq_mask.shape[1]).expand(seq_mask.shape[0], -1)
+    latent = encoder.encode_sequences(x, ids)
+    if encoder_only:
+        latent.square().mean().backward()
+        return
+    pred = encoder.from_sequences(model.decoder(latent, ids))
+    target = normalise_patches(patchify(x, encoder.patch_size, encoder.tubelet_size))
+    masked_patch_loss(pred, target, mask).backward()
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timing_table(img_size: int, batch_size: int, repeats: int) -> None:
+    click.echo(f"\n## SSL step on CPU: visible-only vs all-token encoding ({batch_size} clips of 4 x {img_size}^2, "
+               f"{torch.get_num_threads()} thread(s), median of {repeats})")
+    click.echo("| encoder | mask | tokens/seq (visible) | step all (ms) | step visible (ms) | step ratio | encoder-only ratio "
+               "| step FLOP ratio | target |")
+    click.echo("|---|---|---|---|---|---|---|---|---|")
+    for name in ("mae2d_vit_tiny", "videomae_vit_tiny"):
+        for ratio in (0.75, 0.9):
+            torch.manual_seed(0)
+            model = build_masked_autoencoder({"encoder": name, "img_size": img_size, "num_frames": 4,
+                                              "ssl": {"mask_ratio": ratio}})
+            x = torch.randn(batch_size, 4, 3, img_size, img_size)
+            mask = model.masking(batch_size, model.encoder.grid, torch.Generator().manual_seed(0))
+            t = {(vis, enc): median_seconds(lambda: ssl_step(model, x, mask, vis, enc), repeats)
+                 for vis in (False, True) for enc in (False, True)}
+            length = model.encoder.steps_per_sequence * model.encoder.grid[1]
+            visible = int((~model.encoder.to_sequences(mask)[0]).sum())
+            flops = {vis: count_flops(lambda: ssl_step(model, x, mask, vis)) for vis in (False, True)}
+            target = 0.35 if ratio == 0.75 else 0.2
+            click.echo(f"| {name} | {ratio} | {length} ({visible}) | {1e3 * t[False, False]:.1f} | {1e3 * t[True, False]:.1f} "
+                       f"| {t[True, False] / t[False, False]:.2f}x | {t[True, True] / t[False, True]:.2f}x "
+                       f"| {flops[True] / flops[False]:.2f}x | <= {target}x |")
+
+
+def count_flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def paper_rows() -> list[dict]:
+    rows = []
+    x = torch.randn(1, 4, 3, 224, 224)
+    for name, ratio in PAPER:
+        torch.manual_seed(0)
+        config = {"encoder": name, "img_size": 224, "num_frames": 4}
+        mae = build_masked_autoencoder(config | {"ssl": {"mask_ratio": ratio}})
+        mask = mae.masking(1, mae.encoder.grid, torch.Generator().manual_seed(0))
+        ssl = count_flops(lambda: ssl_step(mae, x, mask, visible_only=True))
+        classifier = build_model(config | {"head": "attn"})
+        finetune = count_flops(lambda: torch.nn.functional.cross_entropy(classifier(x), torch.zeros(1, dtype=torch.long)).backward())
+        with torch.no_grad():
+            forward = count_flops(lambda: classifier(x))
+        spatial = sum(p.numel() for n, p in mae.encoder.named_parameters() if not n.startswith("temporal."))
+        rows.append({"name": name, "ratio": ratio, "encoder": sum(p.numel() for p in mae.encoder.parameters()),
+                     "spatial": spatial, "decoder": sum(p.numel() for p in mae.decoder.parameters()),
+                     "classifier": sum(p.numel() for p in classifier.parameters()),
+                     "ssl": ssl, "finetune": finetune, "forward": forward})
+        del mae, classifier
+    return rows
+
+
+def paper_tables(ssl_epochs: int, ft_epochs: int, mfu: float) -> None:
+    rows = paper_rows()
+    click.echo("\n## Paper sizes, 4 x 224^2 clips (FlopCounterMode; 1 multiply-add = 2 FLOPs)")
+    click.echo("| encoder | params encoder (of which temporal attn) | params decoder | params classifier (attn head) "
+               "| SSL step fwd+bwd GFLOPs/clip (mask) | finetune fwd GFLOPs/clip | finetune fwd+bwd GFLOPs/clip |")
+    click.echo("|---|---|---|---|---|---|---|")
+    for r in rows:
+        click.echo(f"| {r['name']} | {r['encoder'] / 1e6:.1f}M ({(r['encoder'] - r['spatial']) / 1e6:.1f}M) "
+                   f"| {r['decoder'] / 1e6:.1f}M | {r['classifier'] / 1e6:.1f}M | {r['ssl'] / 1e9:.1f} ({r['ratio']}) "
+                   f"| {r['forward'] / 1e9:.1f} | {r['finetune'] / 1e9:.1f} |")
+    click.echo(f"\n## GPU-hours at {mfu:.0%} of the bf16 dense peak (A100 {PEAK_BF16_TFLOPS['A100']:.0f}, "
+               f"H100 {PEAK_BF16_TFLOPS['H100']:.0f} TFLOP/s)")
+    click.echo(f"SSL generation = {ssl_epochs} epochs x {SSL_CLIPS:,} clips (train+val+test); "
+               f"finetune = {ft_epochs} epochs x {FT_CLIPS:,} train clips; fwd+bwd FLOPs measured above.")
+    click.echo("| encoder | SSL generation A100 h | SSL generation H100 h | finetune A100 h | finetune H100 h |")
+    click.echo("|---|---|---|---|---|")
+    for r in rows:
+        hours = {}
+        for gpu, peak in PEAK_BF16_TFLOPS.items():
+            rate = peak * 1e12 * mfu
+            hours[gpu] = (ssl_epochs * SSL_CLIPS * r["ssl"] / rate / 3600, ft_epochs * FT_CLIPS * r["finetune"] / rate / 3600)
+        click.echo(f"| {r['name']} | {hours['A100'][0]:.1f} | {hours['H100'][0]:.1f} | {hours['A100'][1]:.1f} | {hours['H100'][1]:.1f} |")
+
+
+@click.command()
+@click.option("--img-size", default=64, show_default=True, help="Frame side (px) of the CPU timing runs.")
+@click.option("--batch-size", default=8, show_default=True, help="Clips per CPU timing step.")
+@click.option("--repeats", default=15, show_default=True, help="Timed steps per configuration (median reported).")
+@click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
+@click.option("--ssl-epochs", default=100, show_default=True, help="Epochs per SSL generation (the seed's ssl600 -> ssl700 step).")
+@click.option("--ft-epochs", default=50, show_default=True, help="Finetuning epochs assumed for the GPU-hour table.")
+@click.option("--mfu", default=0.4, show_default=True, help="Model FLOP utilisation assumed for the GPU-hour table.")
+@click.option("--skip-paper", is_flag=True, help="Only the CPU timing table.")
+def main(img_size: int, batch_size: int, repeats: int, threads: int, ssl_epochs: int, ft_epochs: int, mfu: float,
+         skip_paper: bool) -> None:
+    """Print the SSL step benchmark tables."""
+    torch.set_num_threads(threads)
+    timing_table(img_size, batch_size, repeats)
+    if not skip_paper:
+        paper_tables(ssl_epochs, ft_epochs, mfu)
+
+
+if __name__ == "__main__":
+    main()

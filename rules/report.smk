@@ -1,0 +1,47 @@
+"""Report assets for ``snakemake --report``: accuracies, cascade table, confusion matrices, stacker weights."""
+
+
+rule report_assets:
+    input:
+        unpack(final_ensemble_inputs()),
+        stacker_report=f"{R}/ensemble/stacker/report.json",
+        weights=f"{R}/ensemble/stacker/weights.npz",
+        oof_probs=f"{R}/ensemble/stacker/train-val.npz",
+    output:
+        accuracies=report(
+            f"{R}/report/accuracies.csv",
+            caption="../report/accuracies.rst",
+            category="Accuracy",
+        ),
+        held_out=report(
+            f"{R}/report/held_out.csv",
+            caption="../report/held_out.rst",
+            category="Accuracy",
+        ),
+        summary=f"{R}/report/summary.json",
+        cascade_csv=f"{R}/report/cascade_table.csv",
+        cascade=report(
+            f"{R}/report/cascade_table.html",
+            caption="../report/cascade_table.rst",
+            category="Cascade",
+        ),
+        confusion=report(
+            f"{R}/report/confusion.png",
+            caption="../report/confusion.rst",
+            category="Figures",
+        ),
+        weights=report(
+            f"{R}/report/stacker_weights.png",
+            caption="../report/stacker_weights.rst",
+            category="Figures",
+        ),
+    log:
+        f"{LOGS}/report/report_assets.log",
+    conda:
+        CONDA_ENV
+    params:
+        cache_dir=cache_dir,
+        data=data_dir,
+        out_dir=lambda wildcards, output: os.path.dirname(output.summary),
+    shell:
+        "python -m whatnext.analysis.report_assets --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --stacker-report {input.stacker_report} --weights {input.weights} --oof-probs {input.oof_probs} --out-dir {params.out_dir} > {log} 2>&1"

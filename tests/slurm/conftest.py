@@ -1,0 +1,48 @@
+"""Helpers of the slurm tests: the repo root on sys.path (workflow_scripts) and a small hand-made config."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture
+def challenge_dir(tmp_path) -> Path:
+    """Challenge-format CSVs with 100 train, 20 val and 10 test clips (frames are never read here)."""
+    folder = tmp_path / "challenge"
+    folder.mkdir()
+    for split, n in (("train", 100), ("val", 20), ("test", 10)):
+        header = "video_id" if split == "test" else "video_id,label"
+        rows = [str(i) if split == "test" else f"{i},0" for i in range(n)]
+        (folder / f"{split}.csv").write_text("\n".join([header, *rows]) + "\n")
+    return folder
+
+
+@pytest.fixture
+def config(tmp_path, challenge_dir) -> dict:
+    """Two SSL generations (10 epochs), a cascade grid of one head x rounds {0, 1} (4 epochs),
+    one scratch member (2 epochs); 60 ms per unit (1000 units a minute), 1 min start-up, no headroom,
+    no deadline."""
+    return {
+        "results": str(tmp_path / "results"),
+        "seed": 0,
+        "deadline": None,
+        "data": {"source": "challenge", "challenge": {"dir": str(challenge_dir)}},
+        "train": {"epochs": 3},
+        "ssl": {"cascade": {"method": "videomae", "generations": 2, "train": {"epochs": 10}}},
+        "members": {
+            "cascade": {"ssl": "cascade", "generations": [2], "heads": ["attn"], "rounds": [0, 1], "train": {"epochs": 4}},
+            "scratch": {"variants": {"conv3d": {"arch": "conv3d_tiny", "head": "attn", "train": {"epochs": 2}}}},
+        },
+        "inference": {"tta": "five_crop", "flip": True},
+        "resources": {
+            "headroom": 1,
+            "attempt_growth": 2,
+            "overhead_min": 1,
+            "deadline_margin_min": 30,
+            "ms_per_unit": {rule: 60 for rule in ("ssl_pretrain", "finetune_cascade", "finetune_scratch", "cache_probs")},
+        },
+    }

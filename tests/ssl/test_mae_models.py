@@ -1,0 +1,177 @@
+"""MAE-2D / VideoMAE pretraining models: visible-only encoding, masked-only loss, patch layout."""
+
+import pytest
+import torch
+
+from whatnext.models import build_encoder
+from whatnext.models.patches import patchify, unpatchify
+from whatnext.ssl.mae_models import build_masked_autoencoder, masked_patch_loss, normalise_patches
+from whatnext.ssl.masking import build_masking, visible_indices
+
+torch.set_num_threads(1)
+FAMILIES = ["mae2d_vit_tiny", "videomae_vit_tiny"]
+
+
+def _config(name: str, **ssl) -> dict:
+    return {"encoder": name, "img_size": 32, "num_frames": 4, "ssl": ssl}
+
+
+def _clip(seed: int = 0) -> torch.Tensor:
+    return torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def _mask_and_ids(encoder, ratio: float):
+    """The encoder family's own masking: mask [B, T', N], sequence mask [S, L], visible ids [S, L_vis]."""
+    mask = build_masking(encoder.ssl_defaults.masking, ratio)(2, encoder.grid, torch.Generator().manual_seed(0))
+    seq_mask = encoder.to_sequences(mask)
+    return mask, seq_mask, visible_indices(seq_mask)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_visible_only_encoding_equals_full_encoding_with_masked_keys_blocked(name):
+    """Running the Blocks on visible tokens only == running them on all tokens with attention to
+    masked tokens forbidden, read at the visible positions."""
+    torch.manual_seed(0)
+    encoder = build_encoder(_config(name)).eval()
+    x = _clip()
+    _, seq_mask, ids_keep = _mask_and_ids(encoder, 0.75)
+    blocked = torch.zeros(seq_mask.shape).masked_fill(seq_mask, float("-inf"))[:, None, None, :]  # [S, 1, 1, L]
+    full = encoder.encode_sequences(x, attn_mask=blocked)
+    full_at_visible = torch.gather(full, 1, ids_keep.unsqueeze(-1).expand(-1, -1, full.shape[-1]))
+    torch.testing.assert_close(encoder.encode_sequences(x, ids_keep), full_at_visible, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_full_encoding_without_blocking_differs_at_visible_tokens(name):
+    """Control for the test above: masked tokens do change visible outputs when they are attended to."""
+    torch.manual_seed(0)
+    encoder = build_encoder(_config(name)).eval()
+    x = _clip()
+    _, _, ids_keep = _mask_and_ids(encoder, 0.75)
+    full = encoder.encode_sequences(x)
+    full_at_visible = torch.gather(full, 1, ids_keep.unsqueeze(-1).expand(-1, -1, full.shape[-1]))
+    assert not torch.allclose(encoder.encode_sequences(x, ids_keep), full_at_visible, atol=1e-4)
+
+
+def test_encoder_never_sees_masked_pixels():
+    torch.manual_seed(0)
+    encoder = build_encoder(_config("mae2d_vit_tiny")).eval()
+    x = _clip()
+    mask, _, ids_keep = _mask_and_ids(encoder, 0.75)
+    patches = patchify(x, 8)
+    scrambled = unpatchify(torch.where(mask.unsqueeze(-1), torch.randn_like(patches), patches), 8, 1, 3, 32)
+    assert not torch.equal(scrambled, x)
+    torch.testing.assert_close(encoder.encode_sequences(scrambled, ids_keep), encoder.encode_sequences(x, ids_keep))
+
+
+def test_loss_gradient_is_zero_at_visible_patches_only():
+    pred = torch.randn(2, 4, 16, 12, requires_grad=True)
+    target = torch.randn(2, 4, 16, 12)
+    mask = torch.rand(2, 4, 16, generator=torch.Generator().manual_seed(0)) < 0.75
+    masked_patch_loss(pred, target, mask).backward()
+    per_patch = pred.grad.abs().sum(-1)
+    assert (per_patch[~mask] == 0).all()
+    assert (per_patch[mask] > 0).all()
+
+
+def test_changing_visible_predictions_leaves_loss_unchanged():
+    pred, target = torch.randn(1, 2, 4, 3), torch.randn(1, 2, 4, 3)
+    mask = torch.tensor([[[True, False, True, False], [False, True, True, False]]])
+    altered = torch.where(mask.unsqueeze(-1), pred, pred + 100.0)
+    assert masked_patch_loss(altered, target, mask) == masked_patch_loss(pred, target, mask)
+
+
+def test_loss_of_hand_made_errors():
+    """Two masked patches, one predicted exactly and one off by 1 everywhere -> loss 0.5; visible error ignored."""
+    target = torch.zeros(1, 1, 3, 4)
+    pred = target.clone()
+    pred[0, 0, 1] += 1.0  # masked, wrong
+    pred[0, 0, 2] += 7.0  # visible, wrong
+    mask = torch.tensor([[[True, True, False]]])
+    assert masked_patch_loss(pred, target, mask).item() == pytest.approx(0.5)
+
+
+def test_normalised_patches_have_zero_mean_unit_variance():
+    patches = normalise_patches(torch.rand(3, 5, 48) * 4 + 2)
+    torch.testing.assert_close(patches.mean(-1), torch.zeros(3, 5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(patches.var(-1), torch.ones(3, 5), atol=1e-4, rtol=0)
+
+
+def test_patchify_orders_tokens_by_time_row_column():
+    """A clip whose pixels hold their tubelet's index patchifies into constant rows 0, 1, 2, ..."""
+    t, p, u = 4, 8, 2
+    cell = torch.arange(32) // p
+    index = cell[:, None] * 4 + cell[None, :]  # [H, W]: patch index 0..15 in row-major order
+    clip = torch.stack([index + 16 * (k // u) for k in range(t)]).float()  # [T, H, W]
+    clip = clip[None, :, None].expand(1, t, 3, 32, 32)
+    patches = patchify(clip, p, u)
+    assert patches.shape == (1, 2, 16, u * p * p * 3)
+    expected = torch.arange(32).float().view(1, 2, 16, 1).expand_as(patches)
+    assert torch.equal(patches, expected)
+
+
+@pytest.mark.parametrize("tubelet", [1, 2])
+def test_unpatchify_inverts_patchify(tubelet):
+    x = _clip()
+    torch.testing.assert_close(unpatchify(patchify(x, 8, tubelet), 8, tubelet, 3, 32), x, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("name", "steps", "ratio"), [("mae2d_vit_tiny", 4, 0.75), ("videomae_vit_tiny", 2, 0.875)])
+def test_pretraining_model_outputs(name, steps, ratio):
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config(name))
+    out = model(_clip(), torch.Generator().manual_seed(0))
+    patch_dim = 8 * 8 * 3 * (4 // steps)
+    assert out.pred.shape == out.target.shape == (2, steps, 16, patch_dim)
+    assert out.mask.float().mean().item() == pytest.approx(ratio)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+
+
+def test_same_generator_seed_same_loss():
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config("videomae_vit_tiny"))
+    first = model(_clip(), torch.Generator().manual_seed(4)).loss
+    second = model(_clip(), torch.Generator().manual_seed(4)).loss
+    assert torch.equal(first, second)
+
+
+def test_ssl_overrides_change_masking_and_decoder():
+    model = build_masked_autoencoder(_config("mae2d_vit_tiny", mask_ratio=0.5, decoder_dim=24, decoder_depth=2))
+    assert model.masking.ratio == 0.5
+    assert model.decoder.embed.out_features == 24 and len(model.decoder.blocks) == 2
+
+
+def test_given_encoder_is_reused_with_a_fresh_decoder():
+    encoder = build_encoder(_config("mae2d_vit_tiny"))
+    first = build_masked_autoencoder(_config("mae2d_vit_tiny"), encoder=encoder)
+    second = build_masked_autoencoder(_config("mae2d_vit_tiny"), encoder=encoder)
+    assert first.encoder is encoder and second.encoder is encoder
+    assert first.decoder is not second.decoder
+    assert not torch.equal(first.decoder.pred.weight, second.decoder.pred.weight)
+
+
+def test_unknown_ssl_key_raises():
+    with pytest.raises(ValueError, match=r"unknown keys \['ratio'\]"):
+        build_masked_autoencoder(_config("mae2d_vit_tiny", ratio=0.5))
+
+
+def test_non_vit_encoder_cannot_be_mask_pretrained():
+    with pytest.raises(ValueError, match="conv2d_tiny.*cannot be pretrained by masking"):
+        build_masked_autoencoder(_config("conv2d_tiny"))
+
+
+def test_reconstruction_loss_falls_when_fitting_one_batch():
+    """Same clips and masks every step: the model starts memorising them, so the loss falls below
+    its initial ~1 (the loss of predicting the mean, as normalised targets have unit variance)."""
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config("mae2d_vit_tiny"))
+    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    x = _clip()
+    losses = []
+    for _ in range(20):
+        loss = model(x, torch.Generator().manual_seed(0)).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0]

@@ -1,0 +1,161 @@
+"""The files the workflow's HTML report shows, from probability caches and the stacker's outputs.
+
+``python -m whatnext.analysis.report_assets --cache-dir DIR --members FILE --data DATA
+--stacker-report R.json --weights W.npz --oof-probs OOF.npz --out-dir OUT`` writes
+
+- ``OUT/accuracies.csv``: every member's validation top-1 (its ``train-val`` cache), best first;
+- ``OUT/held_out.csv``: nested-CV held-out accuracy (mean, std over folds) of the stacker and its
+  baselines (``best_member``: the best single member picked inside each fold), from the report;
+- ``OUT/cascade_table.csv`` and ``.html``: validation top-1 by generation x head (see cascade_table);
+- ``OUT/confusion.png``: row-normalised validation confusion matrices of the best member and of the
+  stacker's out-of-fold predictions;
+- ``OUT/stacker_weights.png``: the stacker's per-class member weights [M, C], mean over folds;
+- ``OUT/summary.json``: the ensemble's and the best member's held-out accuracy, and whether the
+  ensemble beats it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from whatnext.analysis.cascade_table import cascade_table
+from whatnext.data.class_table import load_class_table
+from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.ensemble.members import MemberError, read_member_list
+from whatnext.runtime.atomic import atomic_open, atomic_path, write_json
+from whatnext.runtime.prob_cache import ProbCacheError, cache_path, read_prob_cache
+
+
+def member_accuracies(cache_dir: str | Path, members: list[str], val_ids: np.ndarray, val_labels: np.ndarray) -> pd.Series:
+    """Validation top-1 of each member's ``train-val`` cache, best first (ids must be the val clips)."""
+    scores = {}
+    for member in members:
+        cache = read_prob_cache(cache_path(cache_dir, member, "train", "val"), expected_ids=val_ids)
+        scores[member] = float((cache.probs.argmax(axis=1) == val_labels).mean())
+    return pd.Series(scores, name="val_top1").sort_values(ascending=False, kind="stable")
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """[C, C] counts: row = true class, column = predicted class."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (labels, predicted), 1)
+    return counts
+
+
+def row_normalised(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its total (rows of an absent class stay 0)."""
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_confusions(matrices: dict[str, np.ndarray], path: Path) -> None:
+    """Side-by-side row-normalised confusion matrices, titled by the dict keys."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.5 * len(matrices), 5), squeeze=False)
+    for ax, (title, counts) in zip(axes[0], matrices.items()):
+        image = ax.imshow(row_normalised(counts), vmin=0, vmax=1, cmap="viridis")
+        ax.set(title=title, xlabel="predicted class", ylabel="true class")
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="fraction of the true class")
+    _save_figure(fig, path)
+
+
+def plot_weights(weights: np.ndarray, members: list[str], path: Path) -> None:
+    """Heatmap of member weights [M, C] (each class column sums to 1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 1.5 + 0.22 * len(members)))
+    image = ax.imshow(weights, aspect="auto", cmap="magma")
+    ax.set(xlabel="class", title="stacker weight of each member per class (mean over folds)")
+    ax.set_yticks(range(len(members)), members, fontsize=7)
+    fig.colorbar(image, ax=ax, label="weight")
+    _save_figure(fig, path)
+
+
+def held_out_table(report: dict) -> pd.DataFrame:
+    """Held-out accuracy (mean, std over folds) of every aggregator in a stacker report."""
+    rows = {name: scores["accuracy"] for name, scores in report["held_out"].items()}
+    return pd.DataFrame({"mean": {k: v["mean"] for k, v in rows.items()}, "std": {k: v["std"] for k, v in rows.items()}})
+
+
+def _write_csv(frame: pd.DataFrame | pd.Series, path: Path, **kwargs) -> None:
+    with atomic_open(path, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, float_format="%.4f", **kwargs)
+
+
+@click.command()
+@click.option("--cache-dir", required=True, type=click.Path(file_okay=False, exists=True), help="Probability cache root.")
+@click.option("--members", "members_file", required=True, type=click.Path(dir_okay=False, exists=True), help="Member list of the stacker.")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False, exists=True), help="Data dir (val.csv).")
+@click.option("--stacker-report", required=True, type=click.Path(dir_okay=False, exists=True), help="The stacker's --report JSON.")
+@click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False, exists=True), help="The stacker's --weights npz.")
+@click.option("--oof-probs", required=True, type=click.Path(dir_okay=False, exists=True), help="The stacker's --oof-probs cache.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Folder to write the assets to.")
+def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_probs, out_dir) -> None:
+    """Write the report assets: accuracies, cascade table, confusion matrices, stacker weights."""
+    out = Path(out_dir)
+    num_classes = load_class_table().num_classes
+    try:
+        members = read_member_list(members_file)
+        val = read_clip_labels(data_dir, "val", num_classes)
+        accuracies = member_accuracies(cache_dir, members, val.ids, val.labels)
+        stacked = read_prob_cache(oof_probs, num_classes=num_classes, expected_ids=val.ids)
+    except (MemberError, ClipLabelsError, ProbCacheError) as err:
+        raise click.ClickException(str(err)) from None
+    report = json.loads(Path(stacker_report).read_text())
+    if "held_out" not in report:
+        raise click.ClickException(f"{stacker_report}: no 'held_out' scores (not a stacker report?)")
+    with np.load(weights_path, allow_pickle=False) as saved:
+        weights, weight_members = saved["weights"].mean(axis=0), [str(m) for m in saved["members"]]
+
+    _write_csv(accuracies, out / "accuracies.csv", index_label="member")
+    held_out = held_out_table(report)
+    _write_csv(held_out, out / "held_out.csv", index_label="aggregator")
+    table = cascade_table(accuracies.to_dict())
+    _write_csv(table, out / "cascade_table.csv")
+    with atomic_open(out / "cascade_table.html", "w", encoding="utf-8") as handle:
+        handle.write(table.to_html(float_format="%.4f", na_rep="", border=0) if len(table) else "<p>no cascade member</p>")
+    best = accuracies.index[0]
+    best_probs = read_prob_cache(cache_path(cache_dir, best, "train", "val"), expected_ids=val.ids).probs
+    plot_confusions(
+        {
+            f"best member {best} (val {accuracies.iloc[0]:.3f})": confusion_matrix(val.labels, best_probs.argmax(axis=1), num_classes),
+            "stacker, out-of-fold": confusion_matrix(val.labels, stacked.probs.argmax(axis=1), num_classes),
+        },
+        out / "confusion.png",
+    )
+    plot_weights(weights, weight_members, out / "stacker_weights.png")
+    ensemble, best_in_fold = held_out.loc[report["aggregator"], "mean"], held_out.loc["best_member", "mean"]
+    summary = {
+        "ensemble_held_out_accuracy": float(ensemble),
+        "best_member_held_out_accuracy": float(best_in_fold),
+        "best_member_val_accuracy": float(accuracies.iloc[0]),
+        "best_member": best,
+        "ensemble_beats_best_member": bool(ensemble > best_in_fold),
+        "num_members": len(members),
+    }
+    write_json(out / "summary.json", summary)
+    click.echo(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

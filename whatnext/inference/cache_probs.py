@@ -1,0 +1,89 @@
+"""``python -m whatnext.inference.cache_probs``: a member's class probabilities on one split, cached.
+
+Loads a ``"classifier"`` checkpoint, runs it on every clip of ``--split`` under test-time views
+(``--tta five_crop``: four corners and centre of the frames resized by 1/0.875; ``--tta none``: one
+centre view; ``--flip`` adds the mirrored views, whose mirror-pair columns (18 <-> 19, from the
+class table) are swapped back before the views are averaged) and writes the probability cache
+(``ids`` unicode [n] in CSV order, ``probs`` float32 [n, 33]) with its JSON provenance (member,
+checkpoint path and SHA-256, tta, flip, split, fit) through
+:func:`whatnext.runtime.prob_cache.write_prob_cache`, atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import click
+import torch
+
+from whatnext.data.norm_stats import load_norm_stats
+from whatnext.data.tta import TTA_KINDS, TTAViews
+from whatnext.data.zip_dataset import ClipDataset, DataFormatError
+from whatnext.finetune.driver import file_sha256
+from whatnext.finetune.evaluation import predict_probs
+from whatnext.models import build_model
+from whatnext.runtime.checkpoint import CheckpointError, load_checkpoint, load_state_strict
+from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.logging_setup import cli_logging
+from whatnext.runtime.prob_cache import FITS, SPLITS, write_prob_cache
+
+log = logging.getLogger(__name__)
+MEMBER_ID = r"^[A-Za-z0-9_.-]+$"
+
+
+def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str, tta: str, flip: bool,
+                       out: Path, batch_size: int = 32, workers: int = 0) -> dict:
+    """Compute and write one probability cache; returns its provenance. Errors name the file at fault."""
+    checkpoint = load_checkpoint(ckpt, expected_kind="classifier")
+    config = checkpoint["model_config"]
+    try:
+        model = build_model(config)
+    except ValueError as err:
+        raise CheckpointError(f"{ckpt}: its model_config cannot be built ({err})") from None
+    load_state_strict(model, checkpoint["state_dict"], ckpt)
+    mean, std = load_norm_stats(data / "norm_stats.json")
+    views = TTAViews(config["img_size"], mean, std, five_crop=tta == "five_crop", flip=flip)
+    dataset = ClipDataset(data, split, transform=views)
+    log.info("%s: %d %s clips x %d views with %s", member, len(dataset), split, len(views.flipped), ckpt)
+    ids, probs = predict_probs(model, dataset, views, batch_size=batch_size, workers=workers, desc=f"{member} {split}")
+    if len(ids) == 0:
+        raise DataFormatError(f"{dataset.csv_path}: no clips in split {split!r}")
+    provenance = {
+        "member": member, "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt),
+        "tta": tta, "flip": flip, "split": split, "fit": fit, "model_config": config,
+    }
+    write_prob_cache(out, ids, probs, provenance)
+    return provenance
+
+
+@click.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Data dir (frames, CSVs, norm_stats.json).")
+@click.option("--ckpt", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Classifier checkpoint of the member.")
+@click.option("--split", required=True, type=click.Choice(SPLITS), help="Split to predict.")
+@click.option("--member", required=True, type=str, help="Member id (recorded in the provenance).")
+@click.option("--fit", required=True, type=click.Choice(FITS), help="What the member was trained on (recorded in the provenance).")
+@click.option("--tta", type=click.Choice(TTA_KINDS), default="none", show_default=True, help="none: one centre view; five_crop: four corners + centre.")
+@click.option("--flip/--no-flip", default=False, show_default=True, help="Also mirrored views, mirror-pair probabilities swapped back.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Cache to write (.npz; provenance beside it as .json).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per forward pass.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the log to this file.")
+def main(data, ckpt, split, member, fit, tta, flip, out, batch_size, threads, workers, log_file):
+    """Cache a member's TTA probabilities on the val or test split."""
+    if not re.match(MEMBER_ID, member):
+        raise BadInput(f"member id {member!r} must match {MEMBER_ID}")
+    if threads:
+        torch.set_num_threads(threads)
+    with cli_logging(log_file):
+        try:
+            provenance = cache_member_probs(data, ckpt, split, member, fit, tta, flip, out, batch_size, workers)
+        except (CheckpointError, DataFormatError) as err:
+            raise BadInput(str(err)) from None
+    log.info("wrote %s (%s)", out, {k: provenance[k] for k in ("member", "split", "fit", "tta", "flip")})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""What a slurm profile would request, per rule, for a whole graph: no cluster needed.
+
+    python -m workflow_scripts.slurm_plan                        # profiles/slurm, configs/paper.yaml
+    python -m workflow_scripts.slurm_plan --profile profiles/slurm-a100-example --configfile configs/paper.yaml
+
+Runs ``snakemake -n --forceall`` with the profile (Snakemake evaluates every job's resources exactly as
+it would when submitting, the GPU rules' deadline-aware runtimes included) and prints, per rule, the
+partition, GPUs, CPUs and memory per job and the time limits of its jobs at their first attempt, with
+the GPU-hours those limits reserve (sum over jobs of GPUs x limit) and the total. Jobs the runtime
+model reports as not fitting the deadline or the partition maximum are listed after the table.
+If the config reads challenge data that is not on this machine, a stand-in folder with the challenge's
+split sizes (CSV rows only; frames.zip empty) is used, since the plan only counts clips.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import yaml
+
+from workflow_scripts.time_limits import workflow_rule_names
+
+RULE_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>[A-Za-z_][A-Za-z0-9_]*):$")
+LOCALRULES_BLOCK = re.compile(r"^localrules:\s*\n((?:[ \t]+[A-Za-z0-9_, \t]+\n?)+)", re.MULTILINE)
+
+
+@dataclass
+class PlannedJob:
+    rule: str
+    wildcards: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, str] = field(default_factory=dict)
+
+
+def parse_dry_run(text: str) -> list[PlannedJob]:
+    """The jobs of a ``snakemake -n`` log: rule, wildcards and resources (values as printed)."""
+    jobs: list[PlannedJob] = []
+    for line in text.splitlines():
+        header = RULE_HEADER.match(line)
+        if header:
+            jobs.append(PlannedJob(header["rule"]))
+            continue
+        if not jobs or not line.startswith("    "):
+            continue
+        key, _, value = line.strip().partition(": ")
+        if key in ("wildcards", "resources"):
+            pairs = dict(item.split("=", 1) for item in value.split(", ") if "=" in item)
+            setattr(jobs[-1], key, pairs)
+    return jobs
+
+
+def local_rule_names(workflow_dir: str | Path) -> set[str]:
+    """Rules named in a ``localrules:`` block of the Snakefile or rules/*.smk (never submitted)."""
+    workflow_dir = Path(workflow_dir)
+    names: set[str] = set()
+    for path in [workflow_dir / "Snakefile", *sorted((workflow_dir / "rules").glob("*.smk"))]:
+        if path.is_file():
+            for block in LOCALRULES_BLOCK.findall(path.read_text(encoding="utf-8")):
+                names.update(n for n in re.split(r"[\s,]+", block) if n)
+    return names
+
+
+@dataclass
+class RulePlan:
+    """One rule's requests; ``limits_min`` holds each job's time limit (minutes)."""
+
+    rule: str
+    local: bool
+    partition: str = "-"
+    gpus: int = 0
+    cpus: int = 1
+    mem_mb: int = 0
+    limits_min: list[int] = field(default_factory=list)
+
+    @property
+    def gpu_hours(self) -> float:
+        return 0.0 if self.local else self.gpus * sum(self.limits_min) / 60
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return default
+
+
+def plan_by_rule(jobs: list[PlannedJob], local_rules: set[str]) -> list[RulePlan]:
+    """Per rule (in order of first appearance); errors if jobs of one rule ask for different partitions/GPUs."""
+    plans: dict[str, RulePlan] = {}
+    for job in jobs:
+        res = job.resources
+        local = job.rule in local_rules
+        shape = (res.get("slurm_partition", "-"), _int(res.get("gpu")), _int(res.get("cpus_per_task"), 1), _int(res.get("mem_mb")))
+        plan = plans.get(job.rule)
+        if plan is None:
+            plan = plans[job.rule] = RulePlan(job.rule, local, *shape)
+        elif not local and (plan.partition, plan.gpus, plan.cpus, plan.mem_mb) != shape:
+            raise click.ClickException(f"rule {job.rule}: jobs ask for different resources ({shape} vs the first job's)")
+        if not local:
+            plan.limits_min.append(_int(res.get("runtime")))
+    return list(plans.values())
+
+
+def _hours(minutes: int) -> str:
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+def format_plan(plans: list[RulePlan]) -> str:
+    """The table printed by the CLI, with the total GPU-hours on the last line."""
+    head = f"{'rule':<20} {'jobs':>5}  {'partition':<10} {'GPUs':>4} {'CPUs':>4} {'mem GB':>7}  {'time limit h:mm (min-max)':<26} {'GPU-h':>9}"
+    lines = [head, "-" * len(head)]
+    for p in plans:
+        jobs = len(p.limits_min) if not p.local else "-"
+        if p.local:
+            lines.append(f"{p.rule:<20} {jobs:>5}  {'local':<10} {'-':>4} {'-':>4} {'-':>7}  {'-':<26} {'-':>9}")
+            continue
+        span = _hours(min(p.limits_min)) if min(p.limits_min) == max(p.limits_min) else f"{_hours(min(p.limits_min))}-{_hours(max(p.limits_min))}"
+        lines.append(f"{p.rule:<20} {jobs:>5}  {p.partition:<10} {p.gpus:>4} {p.cpus:>4} {p.mem_mb / 1000:>7.0f}  {span:<26} {p.gpu_hours:>9.1f}")
+    total = sum(p.gpu_hours for p in plans)
+    lines.append("-" * len(head))
+    lines.append(f"total: {sum(len(p.limits_min) for p in plans if not p.local)} slurm jobs, {total:.1f} GPU-hours at first-attempt limits")
+    return "\n".join(lines)
+
+
+def stand_in_challenge_dir(folder: Path) -> Path:
+    """CSV files with the challenge's split sizes (ids only) and an empty frames.zip, for planning."""
+    import zipfile
+
+    from whatnext.data.class_table import load_class_table
+    from whatnext.data.synth import class_counts
+
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = {split: sum(c) for split, c in class_counts(load_class_table(), 1.0).items()}
+    for split, n in counts.items():
+        header = "video_id" if split == "test" else "video_id,label"
+        rows = (f"{i}" if split == "test" else f"{i},0" for i in range(n))
+        (folder / f"{split}.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    zipfile.ZipFile(folder / "frames.zip", "w").close()
+    return folder
+
+
+def _reads_missing_challenge_data(configfile: str) -> bool:
+    config = yaml.safe_load(Path(configfile).read_text(encoding="utf-8"))
+    data = config.get("data", {})
+    return data.get("source") == "challenge" and not Path(str(data.get("challenge", {}).get("dir"))).is_dir()
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--profile", default="profiles/slurm", show_default=True, help="Snakemake profile to plan for.")
+@click.option("--configfile", default="configs/paper.yaml", show_default=True, help="Workflow config of the graph.")
+@click.option("--workflow-dir", default=".", show_default=True, type=click.Path(file_okay=False, exists=True), help="Folder holding the Snakefile.")
+@click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
+def main(profile: str, configfile: str, workflow_dir: str, snakemake_args: tuple[str, ...]) -> None:
+    """Print per rule the partition, GPUs, CPUs, memory and time limits a profile would request, and the GPU-hours.
+
+    Extra arguments go to snakemake (e.g. --config deadline=2026-12-24T18:00:00+00:00).
+    """
+    if not Path(configfile).is_file():
+        raise click.ClickException(f"--configfile {configfile}: no such file")
+    command = ["snakemake", "-n", "--forceall", "--profile", profile, "--configfile", configfile, "--directory", workflow_dir,
+               "--snakefile", str(Path(workflow_dir) / "Snakefile"), *snakemake_args]
+    with tempfile.TemporaryDirectory(prefix="slurm-plan-") as scratch:
+        if _reads_missing_challenge_data(configfile):
+            folder = stand_in_challenge_dir(Path(scratch) / "challenge")
+            click.echo(f"challenge data not found: planning with a stand-in of its split sizes ({folder})", err=True)
+            command += ["--config", f"data={{source: challenge, challenge: {{dir: {folder}}}}}"]
+        done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise click.ClickException(f"snakemake dry run failed ({' '.join(command)}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    log = done.stdout + done.stderr
+    jobs = parse_dry_run(log)
+    if not jobs:
+        raise click.ClickException("the dry run listed no job")
+    click.echo(format_plan(plan_by_rule(jobs, local_rule_names(workflow_dir) | {"all"})))
+    warnings = [line for line in log.splitlines() if line.startswith("time limits: ")]
+    if warnings:
+        click.echo(f"\n{len(warnings)} job(s) do not fit the limits:")
+        click.echo("\n".join(warnings))
+
+
+if __name__ == "__main__":
+    main()
