@@ -3,8 +3,9 @@
 ``python bench/data_loading.py [--data DIR] [--clips N] [--repeats R]``
 
 Without ``--data`` it generates a small challenge-format dataset with 224 px frames (like the challenge's)
-in a temporary folder. On one core (torch threads = 1, no DataLoader workers) it times, in clips/s
-(median of R passes over the same N training clips):
+in a temporary folder. On one core (torch threads = 1, no DataLoader workers) it times clips per CPU
+second of this process (robust on a shared machine), median of R rounds that interleave the passes over
+the same N training clips:
 
 - raw decode: the clips' 4 JPEGs decoded from bytes already in memory (PIL, full size; and in draft
   mode to the CPU size): the floor to approach;
@@ -31,14 +32,16 @@ from whatnext.data.zip_dataset import ClipDataset, decode_jpeg
 MEAN, STD = [0.45] * 3, [0.25] * 3
 
 
-def rate(fn, n: int, repeats: int) -> float:
-    """Median clips/s of ``fn`` (one pass over n clips) over ``repeats`` passes, after one warm-up clip."""
-    times = []
+def rates(passes: dict, n: int, repeats: int) -> dict:
+    """Median clips per CPU second of each pass (a function reading n clips), over ``repeats`` rounds that
+    interleave the passes: CPU time of this process, so other jobs on a shared machine do not count."""
+    times = {name: [] for name in passes}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return n / statistics.median(times)
+        for name, fn in passes.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: n / statistics.median(t) for name, t in times.items()}
 
 
 @click.command()
@@ -47,7 +50,7 @@ def rate(fn, n: int, repeats: int) -> float:
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Passes; the median is reported.")
 @click.option("--cpu-size", default=64, show_default=True, type=int, help="The CPU default training size (px).")
 def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
-    """Print clips/s of raw decode, reader, and reader + augmentation at 224 px and the CPU size."""
+    """Print clips per CPU second of raw decode, reader, and reader + augmentation at 224 px and the CPU size."""
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         if data_dir is None:
@@ -60,29 +63,33 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
         payloads = [[probe.source.read(m) for m in probe.members[i]] for i in range(n)]
         source_px = probe.read_frames(0).shape[-1]
 
-        def raw(frame_size, draft):
-            return lambda: [[decode_jpeg(b, frame_size, draft) for b in clip] for clip in payloads]
+        def raw(frame_size, draft, resize=True):
+            return lambda: [[decode_jpeg(b, frame_size, draft, resize) for b in clip] for clip in payloads]
 
-        def pipeline(size, frame_size, draft, augment=True):
+        def pipeline(size, frame_size, draft, augment=True, resize=True):
             ds = ClipDataset(data_dir, "train", TrainTransform(size, MEAN, STD) if augment else None,
-                             frame_size=frame_size, draft=draft)
+                             frame_size=frame_size, draft=draft, resize=resize)
             return lambda: [ds[i] for i in range(n)]
 
         resize = round(cpu_size * 1.15)  # decode a little above the crop size, then random-resized-crop
-        floors = {"full": rate(raw(None, False), n, repeats), "draft": rate(raw(resize, True), n, repeats)}
-        rows = [
-            ("raw JPEG decode (in-memory bytes)", source_px, "-", floors["full"], "full"),
-            (f"raw JPEG decode, draft to {resize} px", resize, "on", floors["draft"], "draft"),
-            ("reader only (zip read + decode)", source_px, "-", rate(pipeline(0, None, False, False), n, repeats), "full"),
-            ("reader + augmentation", 224, "-", rate(pipeline(224, None, False), n, repeats), "full"),
-            (f"reader({resize} px) + augmentation", cpu_size, "off", rate(pipeline(cpu_size, resize, False), n, repeats), "full"),
-            (f"reader({resize} px) + augmentation", cpu_size, "on", rate(pipeline(cpu_size, resize, True), n, repeats), "draft"),
-        ]
-    click.echo(f"{n} clips of 4 x {source_px} px JPEG frames, 1 thread, median of {repeats} passes\n")
-    click.echo(f"| {'path':<40} | out px | draft | clips/s | ratio to raw decode (same mode) |")
-    click.echo(f"| {'-' * 40} | ------ | ----- | ------- | ------------------------------- |")
-    for name, px, draft, clips_s, mode in rows:
-        click.echo(f"| {name:<40} | {px:>6} | {draft:>5} | {clips_s:>7.1f} | {clips_s / floors[mode]:>5.2f} ({mode:>5}) {'':<18} |")
+        passes = {
+            ("raw JPEG decode (in-memory bytes)", source_px, "-", "full"): raw(None, False),
+            (f"raw JPEG decode, draft to {resize} px", resize, "on", "draft"): raw(resize, True),
+            ("reader only (zip read + decode)", source_px, "-", "full"): pipeline(0, None, False, False),
+            ("reader + augmentation", 224, "-", "full"): pipeline(224, None, False),
+            (f"reader({resize} px) + augmentation", cpu_size, "off", "full"): pipeline(cpu_size, resize, False),
+            (f"reader({resize} px) + augmentation", cpu_size, "on", "draft"): pipeline(cpu_size, resize, True),
+            (f"raw JPEG decode, draft only (>= {resize} px)", f">={resize}", "on", "draft-only"): raw(resize, True, False),
+            ("reader(draft only) + augmentation", cpu_size, "on", "draft-only"): pipeline(cpu_size, resize, True, resize=False),
+        }
+        measured = rates(passes, n, repeats)
+    floors = {key[3]: clips_s for key, clips_s in measured.items() if key[0].startswith("raw")}
+    click.echo(f"{n} clips of 4 x {source_px} px JPEG frames, 1 thread, clips per CPU second, median of {repeats} rounds\n")
+    click.echo(f"| {'path':<44} | out px | draft | clips/CPU-s | ratio to raw decode of the same mode |")
+    click.echo(f"| {'-' * 44} | ------ | ----- | ----------- | {'-' * 36} |")
+    for (name, px, draft, mode), clips_s in measured.items():
+        ratio = f"{clips_s / floors[mode]:.2f} ({mode})"
+        click.echo(f"| {name:<44} | {px:>6} | {draft:>5} | {clips_s:>11.1f} | {ratio:<36} |")
 
 
 if __name__ == "__main__":

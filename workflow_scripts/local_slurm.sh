@@ -6,9 +6,13 @@
 #   local_slurm.sh down DIR                  stop the daemons started by `up DIR`, remove the config
 #   local_slurm.sh install                   apt-get update + install slurmctld slurmd slurm-client munge
 #
-# The cluster: node `localhost` (NodeAddr 127.0.0.1) with LOCAL_SLURM_CPUS virtual CPUs (default 8, so
-# several 1-CPU jobs share the 2 real cores), 2 fake GPUs (gres File= symlinks to /dev/null), partitions
-# `cpu` (default) and `gpu`, each with MaxTime LOCAL_SLURM_MAX_MIN minutes (default 30). Every finished
+# The cluster: node `localhost` (NodeAddr 127.0.0.1) that advertises LOCAL_SLURM_CPUS CPUs (default 32)
+# and LOCAL_SLURM_MEM_MB of memory (default 262144), more than the machine has (SlurmdParameters=
+# config_overrides; nothing is enforced: task/none), so jobs sized for a real GPU node (8 CPUs, 64 GB)
+# schedule and share the real cores; LOCAL_SLURM_GPUS fake GPUs (default 4; gres File= symlinks to
+# /dev/null, so `--gpus=1` sets CUDA_VISIBLE_DEVICES but no device exists); partitions `cpu`
+# (default, MaxTime LOCAL_SLURM_CPU_MAX_MIN minutes, default 300) and `gpu` (MaxTime
+# LOCAL_SLURM_GPU_MAX_MIN, default 30; a job asking for more stays pending). Every finished
 # job is recorded by the job completion plugin (jobcomp/filetxt) in DIR/jobcomp.txt: partition, time
 # limit, state (COMPLETED, FAILED, TIMEOUT...), exit code; slurmctld keeps every job for MinJobAge=3600 s,
 # so `scontrol show job` also gives each finished job's GPU request (TresPerJob=gres:gpu:N).
@@ -18,8 +22,11 @@
 # Must run as root (CI and the developer machines are root). Needs Debian's packages (Slurm 22.05).
 set -euo pipefail
 
-MAX_MIN=${LOCAL_SLURM_MAX_MIN:-30}
-VCPUS=${LOCAL_SLURM_CPUS:-8}
+CPU_MAX_MIN=${LOCAL_SLURM_CPU_MAX_MIN:-300}
+GPU_MAX_MIN=${LOCAL_SLURM_GPU_MAX_MIN:-30}
+VCPUS=${LOCAL_SLURM_CPUS:-32}
+MEM_MB=${LOCAL_SLURM_MEM_MB:-262144}
+GPUS=${LOCAL_SLURM_GPUS:-4}
 ETC=/etc/slurm
 MARK="# written by whatnext workflow_scripts/local_slurm.sh"
 
@@ -37,13 +44,9 @@ install_packages() {
 }
 
 write_config() {  # DIR
-    local dir=$1 mem
-    # RealMemory a little below what slurmd detects (MB), so the node is not drained for it.
-    mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
-    mem=$((mem - 1024))
+    local dir=$1 i
     mkdir -p "$dir"/{state,spool,log,fakedev}
-    ln -sf /dev/null "$dir/fakedev/nvidia0"
-    ln -sf /dev/null "$dir/fakedev/nvidia1"
+    for ((i = 0; i < GPUS; i++)); do ln -sf /dev/null "$dir/fakedev/nvidia$i"; done
     cat >"$dir/slurm.conf" <<EOF
 $MARK
 ClusterName=whatnext-local
@@ -73,14 +76,14 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/jobcomp.txt
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$VCPUS Sockets=1 CoresPerSocket=$VCPUS ThreadsPerCore=1 RealMemory=$mem Gres=gpu:2 State=UNKNOWN
-PartitionName=cpu Nodes=localhost Default=YES MaxTime=$MAX_MIN State=UP
-PartitionName=gpu Nodes=localhost MaxTime=$MAX_MIN State=UP
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$VCPUS Sockets=1 CoresPerSocket=$VCPUS ThreadsPerCore=1 RealMemory=$MEM_MB Gres=gpu:$GPUS State=UNKNOWN
+PartitionName=cpu Nodes=localhost Default=YES MaxTime=$CPU_MAX_MIN State=UP
+PartitionName=gpu Nodes=localhost MaxTime=$GPU_MAX_MIN State=UP
 EOF
     cat >"$dir/gres.conf" <<EOF
 $MARK
 AutoDetect=off
-NodeName=localhost Name=gpu File=$dir/fakedev/nvidia[0-1]
+NodeName=localhost Name=gpu File=$dir/fakedev/nvidia[0-$((GPUS - 1))]
 EOF
 }
 
@@ -164,7 +167,15 @@ stop_pidfile() {  # PIDFILE NAME: TERM, wait up to 10 s, then KILL
 
 down() {  # DIR
     local dir=$1
-    if [[ -f $dir/slurmctld.pid ]]; then timeout 10 scancel --full --quiet --user "$(id -un)" 2>/dev/null || true; fi
+    local i
+    if [[ -s $dir/slurmctld.pid ]] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+        # Cancel our jobs and let slurmstepd end their processes before slurmd goes.
+        timeout 10 scancel --full --quiet --user "$(id -un)" 2>/dev/null || true
+        for ((i = 0; i < 40; i++)); do
+            [[ -z $(timeout 5 squeue -h -o %i 2>/dev/null) ]] && break  # pending, running or completing
+            sleep 0.5
+        done
+    fi
     stop_pidfile "$dir/slurmd.pid" slurmd
     stop_pidfile "$dir/slurmctld.pid" slurmctld
     stop_pidfile "$dir/munge/munged.pid" munged

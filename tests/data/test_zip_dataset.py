@@ -178,3 +178,43 @@ def test_extract_refuses_absolute_members(tmp_path):
         archive.writestr(zipfile.ZipInfo("/etc/whatnext_owned"), b"x")
     with pytest.raises(DataFormatError, match="would be written outside"):
         extract_frames(evil, tmp_path / "frames")
+
+
+def test_damaged_bytes_inside_the_zip_fail_the_crc_check(make_data_dir):
+    data = make_data_dir(train=[(1, 2)])
+    raw = bytearray((data / "frames.zip").read_bytes())
+    name = b"train/class_2/video_1/frame_1.jpg"
+    at = raw.index(name) + len(name) + 200  # inside the first occurrence's (stored) JPEG data
+    raw[at] ^= 0xFF
+    (data / "frames.zip").write_bytes(bytes(raw))
+    with pytest.raises(DataFormatError, match=r"member train/class_2/video_1/frame_1\.jpg of clip 1: .*CRC"):
+        ClipDataset(data, "train")[0]
+
+
+def test_deflated_members_are_read_too(make_data_dir, tmp_path):
+    data = make_data_dir(train=[(1, 2)])
+    stored = ClipDataset(data, "train")[0][0]
+    with zipfile.ZipFile(data / "frames.zip") as src, zipfile.ZipFile(tmp_path / "deflated.zip", "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info))
+    assert torch.equal(ClipDataset(data, "train", frames=tmp_path / "deflated.zip")[0][0], stored)
+
+
+def test_draft_without_resize_returns_the_smallest_scale_at_least_the_size(make_data_dir):
+    members = {f"train/c/video_1/frame_{k}.jpg": jpeg_bytes((10, 20, 30), size=64) for k in range(4)}
+    data = make_data_dir(train=[(1, 2)], members=members)
+    assert ClipDataset(data, "train", frame_size=20, resize=False)[0][0].shape == (4, 3, 32, 32)  # 64 / 2
+    assert ClipDataset(data, "train", frame_size=16, resize=False)[0][0].shape == (4, 3, 16, 16)  # 64 / 4
+
+
+def test_layout_adapter_reads_another_member_naming(make_data_dir):
+    from whatnext.data.zip_dataset import FrameRef
+
+    def flat_layout(member):  # e.g. "clips/train/1_k2.jpg"
+        folder, split, name = member.split("/")
+        clip, k = name.removesuffix(".jpg").split("_k")
+        return FrameRef(split, clip, int(k))
+
+    members = {f"clips/train/1_k{k}.jpg": jpeg_bytes(frame_colour(1, k)) for k in range(4)}
+    ds = ClipDataset(make_data_dir(train=[(1, 2)], members=members), "train", layout=flat_layout)
+    assert ds.clip_ids == ["1"] and ds[0][0].shape == (4, 3, 16, 16)

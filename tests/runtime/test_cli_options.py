@@ -25,12 +25,12 @@ def make_command(action):
 def test_flags_arrive_as_one_train_options_with_per_cli_defaults(tmp_path):
     seen = []
     result = CliRunner().invoke(make_command(lambda name, train: seen.append((name, train))),
-                                ["--name", "y", "--batch-size", "3", "--resume-dir", str(tmp_path / "r"),
+                                ["--name", "y", "--batch-size", "3", "--threads", "1", "--resume-dir", str(tmp_path / "r"),
                                  "--deadline", "2026-11-22T03:00:00+00:00", "--log", str(tmp_path / "run.log")])
     assert result.exit_code == 0, result.output
     name, train = seen[0]
     assert name == "y"
-    assert train == TrainOptions(epochs=7, lr=0.5, batch_size=3, resume_dir=tmp_path / "r",
+    assert train == TrainOptions(epochs=7, lr=0.5, batch_size=3, threads=1, resume_dir=tmp_path / "r",
                                  deadline="2026-11-22T03:00:00+00:00", log=tmp_path / "run.log")
 
 

@@ -230,3 +230,12 @@ def test_non_finite_loss_raises_naming_the_step(tmp_path):
     trainer = Trainer(DropoutRegressor(), NoisyPoints(), lambda m, b: mse(m, b) * float("nan"), options)
     with pytest.raises(FloatingPointError, match="at step 0"):
         trainer.fit()
+
+
+def test_worker_processes_do_not_change_the_result(tmp_path):
+    single = make_trainer(tmp_path / "a", resume_dir=None, epochs=2)
+    single.fit()
+    parallel = make_trainer(tmp_path / "b", resume_dir=None, epochs=2, workers=2)
+    parallel.fit()
+    for key, value in single.model.state_dict().items():
+        assert torch.equal(value, parallel.model.state_dict()[key]), key

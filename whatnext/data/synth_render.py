@@ -73,7 +73,7 @@ class Scene:
     """One clip's randomness: background [S, S, 3] uint8, RGBA sprites keyed by name, params, side coin."""
 
     background: np.ndarray = field(compare=False)
-    sprites: dict = field(compare=False)
+    sprites: "Sprites" = field(compare=False)
     params: Params
     flip_coin: bool
     particle_rgb: tuple[int, int, int]
@@ -160,18 +160,36 @@ def _sheet_sprites(rng: np.random.Generator) -> dict[str, Image.Image]:
     return {"sheet_l": left, "sheet_r": right, "sheet_back": back.transpose(Image.FLIP_LEFT_RIGHT)}
 
 
+
+class Sprites:
+    """The scene's RGBA sprites by name, each drawn on first use from its own generator (seeded from the
+    scene), so a clip only pays for the sprites its program shows and the result never depends on the
+    order of use."""
+
+    MAKERS = {
+        "thing": _thing_sprite,
+        "other": lambda rng: _box_sprite(rng, SPRITE_PX, SPRITE_PX),
+        "lid": lambda rng: _box_sprite(rng, SPRITE_PX, SPRITE_PX // 2, shade=0.6),
+        "stick": lambda rng: _box_sprite(rng, SPRITE_PX, SPRITE_PX // 4),
+        "sheet": _sheet_sprites,
+    }
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._made: dict[str, Image.Image] = {}
+
+    def __getitem__(self, name: str) -> Image.Image:
+        group = name.split("_")[0]
+        if name not in self._made:
+            made = self.MAKERS[group](np.random.default_rng([self.seed, list(self.MAKERS).index(group)]))
+            self._made.update(made if isinstance(made, dict) else {name: made})
+        return self._made[name]
+
+
 def sample_scene(rng: np.random.Generator, size: int) -> Scene:
     """Draw one clip's scene for frames of ``size`` x ``size`` pixels (independent of the class)."""
     bg = np.asarray(_photo_crop(rng, size, size, 96, 320), dtype=np.float32)
     background = (0.45 * bg + 0.55 * bg.mean()).astype(np.uint8)  # dimmed: objects stay the salient part
-    n = SPRITE_PX
-    sprites = {
-        "thing": _thing_sprite(rng),
-        "other": _box_sprite(rng, n, n),
-        "lid": _box_sprite(rng, n, n // 2, shade=0.6),
-        "stick": _box_sprite(rng, n, n // 4),
-        **_sheet_sprites(rng),
-    }
     params = Params(
         jx=float(rng.uniform(-0.06, 0.06)),
         jy=float(rng.uniform(-0.05, 0.05)),
@@ -181,7 +199,8 @@ def sample_scene(rng: np.random.Generator, size: int) -> Scene:
         particles=rng.random((12, 3)),
     )
     particle_rgb = tuple(int(v) for v in rng.integers(120, 256, size=3))
-    return Scene(background, sprites, params, bool(rng.random() < 0.5), particle_rgb)
+    flip_coin = bool(rng.random() < 0.5)
+    return Scene(background, Sprites(int(rng.integers(2**62))), params, flip_coin, particle_rgb)
 
 
 def with_params(scene: Scene, **changes) -> Scene:

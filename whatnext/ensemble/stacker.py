@@ -193,7 +193,7 @@ def stacking_options(command):
         click.option("--patience", default=FitConfig.patience, show_default=True, type=click.IntRange(1), help="Early-stopping patience (steps)."),
         click.option("--penalty", default=FitConfig.penalty, show_default=True, type=click.FloatRange(0), help="Tikhonov strength toward the flat prior."),
         click.option("--strict", is_flag=True, help="Fail instead of skipping an unusable member."),
-        click.option("--threads", default=2, show_default=True, type=click.IntRange(1), help="torch CPU threads."),
+        click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch CPU threads (more only on an otherwise idle machine)."),
     ]
     for option in reversed(options):
         command = option(command)

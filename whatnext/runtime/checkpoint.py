@@ -9,6 +9,7 @@ stage can rebuild the network without being told its architecture again.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -61,3 +62,9 @@ def load_state_strict(module: torch.nn.Module, state_dict: dict, source: str | P
     except RuntimeError as err:
         first = str(err).splitlines()[0:3]
         raise CheckpointError(f"{source}: weights do not fit {type(module).__name__} (another architecture?): {' '.join(first)}") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (provenance of a parent checkpoint, resume fingerprints)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()

@@ -6,7 +6,7 @@
     def main(data, train: TrainOptions): ...
 
 The decorated function receives the flags as one ``train: TrainOptions``. The
-decorator also sets up logging (``--log``) and maps the runtime's outcomes to exit
+decorator also applies ``--threads``, sets up logging (``--log``) and maps the runtime's outcomes to exit
 codes: :class:`~whatnext.runtime.trainer.TrainingIncomplete` -> 75 (state saved,
 rerun to resume); an unusable resume state or checkpoint -> :class:`BadInput` naming the
 file (exit 2, like bad flags).
@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import click
+import torch
 
 from whatnext.runtime.checkpoint import CheckpointError
 from whatnext.runtime.deadline import parse_deadline
@@ -78,6 +79,8 @@ def training_options(**defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             train = TrainOptions(**{name: kwargs.pop(name) for name in names})
+            if train.threads:
+                torch.set_num_threads(train.threads)
             with cli_logging(train.log):
                 try:
                     return command(train=train, **kwargs)

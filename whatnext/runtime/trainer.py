@@ -400,8 +400,6 @@ class Trainer:
     def fit(self) -> TrainResult:
         """Train until ``options.epochs`` are done; raises :class:`TrainingIncomplete` on a deadline or signal."""
         opts = self.options
-        if opts.threads:
-            torch.set_num_threads(opts.threads)
         watch = DeadlineWatch(
             resolve_stop_time(opts.deadline, opts.time_budget_min, opts.safety_margin_min, now=self.clock()), self.clock
         )

@@ -14,7 +14,6 @@ and ``--metrics`` a JSON with the reconstruction loss per epoch.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,12 @@ from pathlib import Path
 import click
 import torch
 from torch.utils.data import ConcatDataset, Dataset
-from torchvision.transforms import v2
 
+from whatnext.data.clip_transforms import TrainTransform
 from whatnext.data.norm_stats import load_norm_stats
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.models import build_encoder, list_encoders
-from whatnext.runtime.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from whatnext.runtime.cli_options import BadInput, training_options
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
@@ -62,30 +61,14 @@ def encoder_config(arch: str, img_size: int, mask_ratio: float) -> dict:
     return {"encoder": arch, "img_size": img_size, "num_frames": NUM_FRAMES, "ssl": {"mask_ratio": mask_ratio}}
 
 
-def ssl_clip_transform(img_size: int, mean: list[float], std: list[float]) -> v2.Compose:
-    """uint8 [T, C, H, W] -> float [T, C, img_size, img_size], normalised; one crop and flip for all frames.
-
-    Random resized crop (scale 0.35-1) and horizontal flip, as in MAE pretraining; flips are
-    harmless here since no label is read.
-    """
-    return v2.Compose([
-        v2.RandomResizedCrop(img_size, scale=(0.35, 1.0), antialias=True),
-        v2.RandomHorizontalFlip(),
-        v2.ToDtype(torch.float32, scale=True),
-        v2.Normalize(mean, std),
-    ])
-
-
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
-    """Every clip of ``splits`` (labels ignored), augmented by :func:`ssl_clip_transform`."""
+    """Every clip of ``splits`` (labels unused): random resized crop and flip, as in MAE, no colour jitter.
+
+    Items ``(frames float [4, 3, img_size, img_size] normalised, label, clip_id)``.
+    """
     mean, std = load_norm_stats(data / "norm_stats.json")
-    transform = ssl_clip_transform(img_size, mean, std)
+    transform = TrainTransform(img_size, mean, std, jitter=0.0)
     return ConcatDataset([ClipDataset(data, split, transform=transform, frame_size=img_size) for split in splits])
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def load_parent_encoder(path: Path, family: Family, config: dict) -> dict:

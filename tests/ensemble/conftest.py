@@ -1,11 +1,15 @@
-"""Hand-made member pools on disk: a data dir (val.csv, test.csv) and a probability-cache dir."""
+"""Fixtures of the ensemble tests: hand-made member pools on disk (a data dir and a cache dir)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import importlib.util
+
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from whatnext.ensemble.synthetic_members import generate_members
 from whatnext.runtime.prob_cache import cache_path, write_prob_cache
@@ -51,3 +55,30 @@ def write_pool(root: Path, strength: np.ndarray, num_val: int = 660, num_test: i
 def write_member_list(path: Path, members: list[str]) -> Path:
     path.write_text("# members\n" + "\n".join(members) + "\n")
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the machine is shared, and more threads under contention are far slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def specialist_pool(tmp_path):
+    """Three specialists (member i strong on classes c % 3 == i), twins included, as on disk."""
+    data_dir, cache_dir, members, labels = write_pool(tmp_path, specialist_strengths())
+    return {"data": data_dir, "cache": cache_dir, "members": members, "labels": labels,
+            "member_list": write_member_list(tmp_path / "members.txt", members), "root": tmp_path}
+
+
+@pytest.fixture(scope="session")
+def bench_stacker():
+    """bench/stacker.py as a module (its per-fold loop reference and problem generator)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "stacker.py"
+    spec = importlib.util.spec_from_file_location("bench_stacker", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

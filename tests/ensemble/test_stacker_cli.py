@@ -1,0 +1,88 @@
+"""The stacker CLI end to end on a small pool on disk."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from click.testing import CliRunner
+
+from whatnext.ensemble.stacker import main
+from whatnext.runtime.prob_cache import read_prob_cache
+
+FAST = ["--folds", "4", "--max-steps", "40", "--patience", "10"]
+
+
+def run(args, **kwargs):
+    return CliRunner().invoke(main, [str(a) for a in args] + FAST, catch_exceptions=False, **kwargs)
+
+
+def test_seed_interface_reads_the_data_dir_from_the_working_directory(specialist_pool, monkeypatch):
+    monkeypatch.chdir(specialist_pool["data"])
+    out = specialist_pool["root"] / "sub.csv"
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", specialist_pool["member_list"], "--out", out])
+    assert result.exit_code == 0, result.output
+    assert "3 members used, 0 skipped" in result.output
+    assert out.with_suffix(".report.json").is_file() and out.with_suffix(".weights.npz").is_file()
+
+
+def test_submission_covers_every_test_clip_once(specialist_pool):
+    out = specialist_pool["root"] / "sub.csv"
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", specialist_pool["member_list"], "--data", specialist_pool["data"], "--out", out])
+    assert result.exit_code == 0, result.output
+    submission = pd.read_csv(out)
+    test_ids = pd.read_csv(specialist_pool["data"] / "test.csv", dtype=str)["video_id"]
+    assert list(submission.columns) == ["video_name", "predicted_class"]
+    assert list(submission["video_name"]) == [f"video_{i}" for i in test_ids]
+    assert submission["predicted_class"].between(0, 32).all()
+
+
+def test_report_lists_the_skipped_member_and_why(specialist_pool):
+    members = specialist_pool["root"] / "with_ghost.txt"
+    members.write_text("m0\nghost\nm1\nm2\n")
+    report = specialist_pool["root"] / "r.json"
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", members, "--data", specialist_pool["data"],
+                  "--out", specialist_pool["root"] / "sub.csv", "--report", report])
+    assert result.exit_code == 0, result.output
+    content = json.loads(report.read_text())
+    assert content["members_used"] == ["m0", "m1", "m2"]
+    assert [(s["member"], s["reason"]) for s in content["members_skipped"]] == [("ghost", "missing cache")]
+    assert "skipped member ghost (missing cache)" in result.output
+    accuracy = content["held_out_accuracy"]
+    assert len(accuracy["per_fold"]) == 4 and accuracy["mean"] == np.mean(accuracy["per_fold"])
+
+
+def test_strict_fails_on_a_skip_with_exit_code_2(specialist_pool):
+    members = specialist_pool["root"] / "with_ghost.txt"
+    members.write_text("m0\nghost\n")
+    out = specialist_pool["root"] / "sub.csv"
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", members, "--data", specialist_pool["data"], "--out", out, "--strict"])
+    assert result.exit_code == 2
+    assert "member 'ghost' is unusable (missing cache)" in result.output
+    assert not out.exists()
+
+
+def test_empty_member_list_fails_with_exit_code_2(specialist_pool):
+    members = specialist_pool["root"] / "empty.txt"
+    members.write_text("# nobody\n")
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", members, "--data", specialist_pool["data"], "--out", specialist_pool["root"] / "s.csv"])
+    assert result.exit_code == 2
+    assert "member list is empty" in result.output
+
+
+def test_weights_and_probability_caches_are_written(specialist_pool):
+    root = specialist_pool["root"]
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", specialist_pool["member_list"], "--data", specialist_pool["data"],
+                  "--out", root / "sub.csv", "--weights", root / "w.npz", "--test-probs", root / "stacker" / "train-test.npz",
+                  "--oof-probs", root / "stacker" / "train-val.npz"])
+    assert result.exit_code == 0, result.output
+    with np.load(root / "w.npz") as weights:
+        assert weights["weights"].shape == (4, 3, 33)
+        np.testing.assert_allclose(weights["weights"].sum(axis=1), 1.0, rtol=1e-5)
+        assert list(weights["members"]) == ["m0", "m1", "m2"]
+    test_probs = read_prob_cache(root / "stacker" / "train-test.npz", num_classes=33)
+    submission = pd.read_csv(root / "sub.csv")
+    np.testing.assert_array_equal(test_probs.probs.argmax(axis=1), submission["predicted_class"])
+    oof = read_prob_cache(root / "stacker" / "train-val.npz", num_classes=33)
+    assert oof.provenance["member"] == "stacker" and len(oof.ids) == len(specialist_pool["labels"])

@@ -1,0 +1,131 @@
+"""The three finetuning CLIs end to end on a micro data dir: outputs, twins, pseudo union, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from whatnext.finetune import track_a_mae2d, track_a_scratch, track_a_videomae
+from whatnext.models import build_model
+from whatnext.runtime.checkpoint import load_checkpoint
+from whatnext.runtime.trainer import EXIT_INCOMPLETE, STOP_AFTER_STEPS_ENV
+
+FAST = ["--epochs", "1", "--batch-size", "32", "--threads", "1"]
+
+
+def run(command, args, env=None):
+    return CliRunner().invoke(command.main, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def scratch_args(data, tmp_path, name="m", fit="train", extra=()):
+    return ["--data", data, "--arch", "conv3d_tiny", "--head", "attn", "--fit", fit,
+            "--out", tmp_path / f"{name}.pt", "--metrics", tmp_path / f"{name}.json", *FAST, *extra]
+
+
+def test_fit_train_writes_a_classifier_checkpoint_and_per_epoch_val_metrics(micro_data_dir, tmp_path):
+    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=["--epochs", "2"]))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
+    assert all(0.0 <= e["val_top1"] <= e["val_top5"] <= 1.0 for e in metrics["epochs"])
+    assert metrics["train_clips"] == {"train": 90}
+    ckpt = load_checkpoint(tmp_path / "m.pt", expected_kind="classifier")
+    build_model(ckpt["model_config"]).load_state_dict(ckpt["state_dict"], strict=True)
+
+
+def test_trainval_twin_learns_from_train_and_val_and_scores_nothing(micro_data_dir, tmp_path):
+    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, fit="trainval"))
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["train_clips"] == {"train": 90, "val": 32}
+    assert "val_top1" not in metrics and "val_top1" not in metrics["epochs"][0]
+
+
+def test_same_seed_gives_identical_weights(micro_data_dir, tmp_path):
+    for name in ("a", "b"):
+        assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name=name)).exit_code == 0
+    a, b = (load_checkpoint(tmp_path / f"{n}.pt")["state_dict"] for n in ("a", "b"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_run_exits_75_and_resumes_to_the_uninterrupted_weights(micro_data_dir, tmp_path):
+    resume = ["--resume-dir", tmp_path / "resume", "--checkpoint-every", "1"]
+    assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="whole")).exit_code == 0
+    stopped = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="cut", extra=resume), env={STOP_AFTER_STEPS_ENV: "2"})
+    assert stopped.exit_code == EXIT_INCOMPLETE
+    assert not (tmp_path / "cut.pt").exists() and (tmp_path / "resume").is_dir()
+    assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="cut", extra=resume)).exit_code == 0
+    whole, cut = (load_checkpoint(tmp_path / f"{n}.pt")["state_dict"] for n in ("whole", "cut"))
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    assert not (tmp_path / "resume").exists()
+
+
+def test_mae2d_track_with_both_aux_losses_trains_and_keeps_aux_head_out_of_checkpoint(micro_data_dir, mae2d_encoder_ckpt, tmp_path):
+    args = ["--data", micro_data_dir, "--encoder-ckpt", mae2d_encoder_ckpt, "--head", "perceiver", "--fit", "train",
+            "--aux", "pair_direction", "--aux", "consistency", "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]
+    result = run(track_a_mae2d, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["recipe"]["aux"] == ["pair_direction", "consistency"]
+    assert metrics["init_encoder"] == str(mae2d_encoder_ckpt)
+    ckpt = load_checkpoint(tmp_path / "m.pt", expected_kind="classifier")
+    assert not any(k.startswith("direction") for k in ckpt["state_dict"])
+    build_model(ckpt["model_config"]).load_state_dict(ckpt["state_dict"], strict=True)
+
+
+def test_encoder_weights_come_from_the_ssl_checkpoint(micro_data_dir, videomae_encoder_ckpt, tmp_path):
+    """With a zero learning rate the finetuned encoder is exactly the SSL encoder."""
+    args = ["--data", micro_data_dir, "--encoder-ckpt", videomae_encoder_ckpt, "--head", "lstm", "--fit", "train",
+            "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST, "--lr", "1e-30", "--weight-decay", "0"]
+    assert run(track_a_videomae, args).exit_code == 0
+    encoder = load_checkpoint(videomae_encoder_ckpt)["state_dict"]
+    finetuned = load_checkpoint(tmp_path / "m.pt")["state_dict"]
+    assert all(torch.allclose(finetuned[f"encoder.{k}"], v) for k, v in encoder.items())
+
+
+def test_videomae_pseudo_union_adds_every_test_clip(micro_data_dir, videomae_encoder_ckpt, tmp_path):
+    test_ids = (micro_data_dir / "test.csv").read_text().split()[1:]
+    pseudo = tmp_path / "pseudo.csv"
+    pseudo.write_text("video_id,label\n" + "".join(f"{clip},{i % 33}\n" for i, clip in enumerate(test_ids)))
+    args = ["--data", micro_data_dir, "--encoder-ckpt", videomae_encoder_ckpt, "--head", "attn", "--fit", "trainval",
+            "--pseudo", pseudo, "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]
+    result = run(track_a_videomae, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m.json").read_text())["train_clips"] == {"train": 90, "val": 32, "pseudo": len(test_ids)}
+
+
+def test_pseudo_csv_with_unknown_clip_is_a_clear_error(micro_data_dir, videomae_encoder_ckpt, tmp_path):
+    pseudo = tmp_path / "pseudo.csv"
+    pseudo.write_text("video_id,label\nnot_a_clip,3\n")
+    args = ["--data", micro_data_dir, "--encoder-ckpt", videomae_encoder_ckpt, "--head", "attn", "--fit", "train",
+            "--pseudo", pseudo, "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]
+    result = run(track_a_videomae, args)
+    assert result.exit_code == 2
+    assert "pseudo.csv: line 2: clip 'not_a_clip' is not in the test split" in result.output
+
+
+def test_encoder_of_the_wrong_family_is_a_clear_error(micro_data_dir, videomae_encoder_ckpt, tmp_path):
+    args = ["--data", micro_data_dir, "--encoder-ckpt", videomae_encoder_ckpt, "--head", "attn", "--fit", "train",
+            "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]
+    result = run(track_a_mae2d, args)
+    assert result.exit_code == 2
+    assert f"{videomae_encoder_ckpt}: holds a 'videomae' encoder" in result.output
+    assert "track_a_mae2d finetunes 'mae2d' encoders" in result.output
+
+
+def test_classifier_checkpoint_given_as_encoder_is_a_clear_error(micro_data_dir, tmp_path):
+    assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="clf")).exit_code == 0
+    args = ["--data", micro_data_dir, "--encoder-ckpt", tmp_path / "clf.pt", "--head", "attn", "--fit", "train",
+            "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]
+    result = run(track_a_mae2d, args)
+    assert result.exit_code == 2
+    assert "clf.pt: holds a 'classifier' checkpoint, expected 'encoder'" in result.output
+
+
+@pytest.mark.parametrize("track", [track_a_mae2d, track_a_videomae, track_a_scratch])
+def test_help_works(track):
+    result = CliRunner().invoke(track.main, ["--help"])
+    assert result.exit_code == 0 and "--fit [train|trainval]" in result.output

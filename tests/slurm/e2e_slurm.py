@@ -1,0 +1,220 @@
+"""End-to-end check of the slurm profile on a real Slurm: run inside ``workflow_scripts/local_slurm.sh run``.
+
+    workflow_scripts/local_slurm.sh run -- python tests/slurm/e2e_slurm.py [--timeout-s 480]
+
+1. Runs the smoke graph with ``--profile profiles/slurm --profile tests/slurm/ci_profile`` (configs/smoke.yaml
+   plus tests/slurm/ci_overlay.yaml) under a hard ``timeout``.
+2. From Slurm's own records (``scontrol show job``, kept for MinJobAge, and the jobcomp/filetxt file) and the
+   Snakemake log: every non-local job went through sbatch, to the partition with the GPU count the profile
+   maps its rule to, with the time limit the profile (CPU rules) or workflow_scripts/time_limits.py (GPU
+   rules, at each attempt) gives it; no local rule reached Slurm.
+3. The from-scratch member, given a 1-minute first limit, stopped at it with its state saved (exit 75), was
+   resubmitted with the longer limit of attempt 2, resumed from a step > 0, and ended with exactly the
+   weights of an uninterrupted run of the same command outside Slurm.
+Prints what Slurm recorded for each job and closes with "slurm_e2e: N passed, M failed" (exit 1 if M > 0).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from slurm_records import expected_comment, parse_run_log, parse_scontrol  # noqa: E402
+
+from workflow_scripts.time_limits import runtime_minutes  # noqa: E402
+
+PROFILE = REPO / "profiles" / "slurm"
+CI_PROFILE = REPO / "tests" / "slurm" / "ci_profile"
+CONFIGS = [REPO / "configs" / "smoke.yaml", REPO / "tests" / "slurm" / "ci_overlay.yaml"]
+RESUME_RULE = "finetune_scratch"
+RESUMED = re.compile(r"resumed from \S+ at step (\d+)/(\d+)")
+
+
+class Checks:
+    """Named pass/fail checks, printed as they run."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, name: str, ok: bool, detail: str = "") -> bool:
+        print(f"{'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""), flush=True)
+        self.passed += ok
+        self.failed += not ok
+        return ok
+
+
+def merged(*layers: dict) -> dict:
+    out: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else copy.deepcopy(value)
+    return out
+
+
+def run_config() -> dict:
+    """The workflow config of the run: the config files, then the CI profile's ``config:`` on top."""
+    layers = [yaml.safe_load(p.read_text()) for p in CONFIGS]
+    ci_profile = yaml.safe_load((CI_PROFILE / "config.yaml").read_text())
+    return merged(*layers, ci_profile["config"])
+
+
+def profile_mapping(rule: str) -> dict:
+    """Partition, GPUs and (CPU rules) runtime the real profile maps ``rule`` to."""
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    return {**profile["default-resources"], **profile["set-resources"].get(rule, {})}
+
+
+def run_snakemake(work: Path, timeout_s: int) -> tuple[int, str, float]:
+    command = ["timeout", "-k", "20", str(timeout_s), "snakemake", "--profile", str(PROFILE), "--profile", str(CI_PROFILE),
+               "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", *map(str, CONFIGS)]
+    print("$ " + shlex.join(command), flush=True)
+    start = time.monotonic()
+    with open(work / "snakemake.log", "w") as log:
+        rc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=work).returncode
+    return rc, (work / "snakemake.log").read_text(), time.monotonic() - start
+
+
+def reference_run(work: Path, shell: str) -> Path:
+    """The resumed job's command, rerun outside Slurm into ref/ without a limit: the uninterrupted weights."""
+    ref = work / "ref"
+    ref.mkdir()
+    argv = shlex.split(shell.split(" > ")[0])
+    for flag, name in (("--out", "model.pt"), ("--metrics", "metrics.json"), ("--resume-dir", "resume")):
+        argv[argv.index(flag) + 1] = str(ref / name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    with open(ref / "train.log", "w") as log:
+        subprocess.run(argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    return ref / "model.pt"
+
+
+def same_weights(a: Path, b: Path) -> tuple[bool, str]:
+    import torch
+
+    from whatnext.runtime.checkpoint import load_checkpoint
+
+    left, right = load_checkpoint(a, expected_kind="classifier"), load_checkpoint(b, expected_kind="classifier")
+    sa, sb = left["state_dict"], right["state_dict"]
+    if sa.keys() != sb.keys():
+        return False, "different parameter names"
+    differing = [k for k in sa if not torch.equal(sa[k], sb[k])]
+    return not differing, f"{len(differing)} of {len(sa)} tensors differ (first: {differing[:3]})"
+
+
+def print_records(run, records) -> None:
+    print("\nWhat Slurm recorded (scontrol show job; jobcomp state):")
+    print(f"{'id':>4} {'rule':<20} {'wildcards':<26} {'try':>3} {'partition':<9} {'GPUs':>4} {'limit':>6} {'ran':>8} {'state':<10} exit")
+    for sub in run.submissions:
+        rec = records.get(sub.slurm_id)
+        if rec is None:
+            continue
+        wildcards = ",".join(sub.wildcards.values())
+        print(f"{sub.slurm_id:>4} {sub.rule:<20} {wildcards:<26} {sub.attempt:>3} {rec.partition:<9} {rec.gpus:>4} "
+              f"{rec.fields['TimeLimit']:>6} {rec.fields.get('RunTime', ''):>8} {rec.state:<10} {rec.fields.get('ExitCode', '')}")
+
+
+def check_records(check: Checks, run, records, jobcomp, config) -> None:
+    submitted_jobs = {s.job for s in run.submissions}
+    local_rules = {rule for rule, _ in run.local_jobs}
+    check("slurm ran jobs", bool(run.submissions))
+    check("no local rule went to slurm", not ({s.rule for s in run.submissions} & local_rules), str(local_rules))
+    check("every submission has a slurm record", all(s.slurm_id in records for s in run.submissions),
+          str([s.slurm_id for s in run.submissions if s.slurm_id not in records]))
+    check("slurm holds no job snakemake did not submit", set(records) == {s.slurm_id for s in run.submissions},
+          str(sorted(set(records) - {s.slurm_id for s in run.submissions})))
+    check("jobcomp recorded every submission as finished", all(s.slurm_id in jobcomp for s in run.submissions),
+          str([s.slurm_id for s in run.submissions if s.slurm_id not in jobcomp]))
+    wrong = []
+    for sub in run.submissions:
+        rec = records.get(sub.slurm_id)
+        if rec is None:
+            continue
+        spec = profile_mapping(sub.rule)
+        if "runtime" in spec:
+            limit = int(spec["runtime"])
+        else:
+            limit = runtime_minutes(sub.rule, sub.wildcards, sub.attempt, config)
+        want = (expected_comment(sub.rule, sub.wildcards), spec["slurm_partition"], int(spec.get("gpu", 0)), limit)
+        got = (rec.comment, rec.partition, rec.gpus, rec.time_limit_min)
+        if want != got:
+            wrong.append(f"slurm job {sub.slurm_id} ({sub.rule} try {sub.attempt}): want {want}, slurm has {got}")
+    check("partition, GPUs and time limit of every job are the profile's / time_limits'", not wrong, "; ".join(wrong[:5]))
+    check("every non-local job snakemake started went through sbatch", run.remote_jobs == submitted_jobs,
+          str(sorted(run.remote_jobs ^ submitted_jobs)))
+
+
+def check_resume(check: Checks, work: Path, run, records) -> None:
+    tries = [s for s in run.submissions if s.rule == RESUME_RULE]
+    by_fit: dict[str, list] = {}
+    for sub in tries:
+        by_fit.setdefault(sub.wildcards["fit"], []).append(sub)
+    check(f"{RESUME_RULE} jobs ran twice each", bool(by_fit) and all(len(v) == 2 for v in by_fit.values()),
+          str({k: [s.slurm_id for s in v] for k, v in by_fit.items()}))
+    for fit, subs in sorted(by_fit.items()):
+        first, second = (records[s.slurm_id] for s in subs[:2])
+        check(f"{fit}: try 1 had 1 min and ended at its limit unfinished",
+              first.time_limit_min == 1 and first.state in ("FAILED", "TIMEOUT"), f"{first.fields['TimeLimit']} {first.state}")
+        check(f"{fit}: try 2 had a longer limit and completed", second.time_limit_min > 1 and second.state == "COMPLETED",
+              f"{second.fields['TimeLimit']} {second.state}")
+    train_log = (work / "results" / "smoke" / "logs" / "finetune" / "scratch-conv3d" / "train.log").read_text()
+    resumed = RESUMED.search(train_log)
+    check("train: try 2 resumed from a step > 0", bool(resumed) and int(resumed.group(1)) > 0,
+          resumed.group(0) if resumed else "no 'resumed from' line in the training log")
+    shell = next(
+        (line.removeprefix("Shell command: ") for line in (work / "snakemake.log").read_text().splitlines()
+         if line.startswith("Shell command: python -m whatnext.finetune.track_a_scratch") and "--fit train " in line),
+        None,
+    )
+    if not check("train: its shell command is in the log", shell is not None):
+        return
+    started = time.monotonic()
+    reference = reference_run(work, shell)
+    print(f"uninterrupted reference run: {time.monotonic() - started:.0f} s", flush=True)
+    ok, detail = same_weights(work / "results" / "smoke" / "models" / "scratch-conv3d" / "train.pt", reference)
+    check("train: resumed weights equal the uninterrupted run's", ok, detail)
+
+
+@click.command()
+@click.option("--timeout-s", type=int, default=480, show_default=True, help="Hard limit of the snakemake run.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None, help="Work folder (default: a new temporary one).")
+def main(timeout_s: int, work: Path | None) -> None:
+    """Run the smoke graph on the local Slurm and check Slurm's records (see the module docstring)."""
+    jobcomp_path = os.environ.get("LOCAL_SLURM_JOBCOMP")
+    if not jobcomp_path:
+        raise click.ClickException("run me inside workflow_scripts/local_slurm.sh run -- ... (LOCAL_SLURM_JOBCOMP is unset)")
+    work = work or Path(tempfile.mkdtemp(prefix="slurm-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
+    check = Checks()
+    rc, log, seconds = run_snakemake(work, timeout_s)
+    print(f"snakemake exit {rc} after {seconds:.0f} s (timeout {timeout_s} s)", flush=True)
+    if not check("smoke graph finished on slurm within the timeout", rc == 0, f"exit {rc}"):
+        print("\n".join(log.splitlines()[-60:]))
+    scontrol = subprocess.run(["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, timeout=30).stdout
+    (work / "scontrol.txt").write_text(scontrol)
+    records = parse_scontrol(scontrol)
+    jobcomp = parse_scontrol(Path(jobcomp_path).read_text()) if Path(jobcomp_path).is_file() else {}
+    run = parse_run_log(log)
+    print_records(run, records)
+    check_records(check, run, records, jobcomp, run_config())
+    if rc == 0:
+        check_resume(check, work, run, records)
+    print(f"work folder: {work}")
+    print(f"slurm_e2e: {check.passed} passed, {check.failed} failed")
+    sys.exit(1 if check.failed else 0)
+
+
+if __name__ == "__main__":
+    main()

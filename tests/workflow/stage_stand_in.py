@@ -1,0 +1,42 @@
+"""Stand-in for ``python`` in the rerun tests: writes every output a stage CLI is asked for, instantly.
+
+Called as ``python -m whatnext.<area>.<stage> ARGS``; each file holds the command line, so a
+job's outputs change exactly when its command does. Never used outside tests/workflow.
+"""
+
+import sys
+from pathlib import Path
+
+FILE_FLAGS = ("--out", "--metrics", "--report", "--weights", "--test-probs", "--oof-probs")
+DIR_OUTPUTS = {
+    "whatnext.data.synth": ("frames.zip", "train.csv", "val.csv", "test.csv"),
+    "whatnext.analysis.error_decomposition": ("summary.json",),
+    "whatnext.analysis.report_assets": (
+        "accuracies.csv", "held_out.csv", "summary.json", "cascade_table.csv",
+        "cascade_table.html", "confusion.png", "stacker_weights.png",
+    ),
+}
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def main(argv: list[str]) -> None:
+    module, args = argv[1], argv[2:]
+    text = " ".join(argv)
+    for flag, value in zip(args, args[1:]):
+        if module in DIR_OUTPUTS and flag in ("--out", "--out-dir"):
+            for name in DIR_OUTPUTS[module]:
+                write(Path(value) / name, text)
+        elif flag in FILE_FLAGS:
+            write(Path(value), text)
+            if value.endswith(".npz"):
+                write(Path(value).with_suffix(".json"), text)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] != "-m":
+        sys.exit(f"stand-in python: expected -m MODULE, got {sys.argv[1:]}")
+    main(sys.argv[1:])

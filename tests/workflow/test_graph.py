@@ -1,0 +1,199 @@
+"""The Snakemake graph itself: dry-run job table of the paper config, reruns, and bad input.
+
+Runs ``snakemake`` in subprocesses on temporary working folders (never on the repo's results/).
+Reruns use a stand-in ``python`` (stage_stand_in.py) that writes each job's outputs instantly, so
+Snakemake's own rerun logic is tested without training anything.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow_scripts.graph_table import job_counts, members_read_by
+
+REPO = Path(__file__).resolve().parents[2]
+STAND_IN = Path(__file__).with_name("stage_stand_in.py")
+
+PAPER_JOBS = {
+    "link_challenge_data": 1,
+    "norm_stats": 1,
+    "ssl_pretrain": 10 + 4 + 4,
+    "finetune_cascade": 80 * 2,
+    "finetune_mae2d": 3 * 2,
+    "finetune_videomae": 2 * 2,
+    "finetune_scratch": 10 * 2,
+    "cache_probs": 95 * 3,
+    "member_list": 4,
+    "pseudo_label": 3,
+    "stacker": 1,
+    "sidecar": 1,
+    "submission": 1,
+    "error_decomposition": 1,
+    "report_assets": 1,
+    "all": 1,
+}
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(configfile), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def challenge_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for name in ("frames.zip", "train.csv", "val.csv", "test.csv"):
+        (folder / name).write_text("")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def paper_dry_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("paper")
+    config = load("configs/paper.yaml")
+    config["data"]["challenge"]["dir"] = str(challenge_dir(tmp / "challenge"))
+    result = snakemake(tmp, write_config(tmp / "paper.yaml", config), "--dry-run")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def test_paper_dry_run_has_the_known_job_count_per_rule(paper_dry_run):
+    assert job_counts(paper_dry_run) == PAPER_JOBS
+
+
+def test_paper_dry_run_feeds_exactly_95_members_to_the_stacker(paper_dry_run):
+    members = members_read_by(paper_dry_run, "stacker")
+    assert len(members) == 95
+    assert sum(m.startswith("cascade-") for m in members) == 80
+
+
+def test_paper_sidecar_reads_the_train_val_twins_of_all_95_members(paper_dry_run):
+    assert len(members_read_by(paper_dry_run, "sidecar")) == 95
+
+
+# ---------------------------------------------------------------- reruns (smoke config, stand-in stages)
+
+
+def stand_in_env(tmp: Path) -> dict:
+    bin_dir = tmp / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "python"
+    fake.write_text(f"#!/bin/sh\nexec {sys.executable} {STAND_IN} \"$@\"\n")
+    fake.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+
+def smoke_with(tmp: Path, name: str, change=None) -> Path:
+    config = load("configs/smoke.yaml")
+    if change:
+        change(config)
+    return write_config(tmp / name, config)
+
+
+@pytest.fixture(scope="module")
+def finished_smoke_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("smoke")
+    result = snakemake(tmp, smoke_with(tmp, "smoke.yaml"), "--cores", "2", env=stand_in_env(tmp))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp
+
+
+def test_second_run_with_nothing_changed_runs_nothing(finished_smoke_run):
+    tmp = finished_smoke_run
+    result = snakemake(tmp, tmp / "smoke.yaml", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_last_round_member_reruns_only_that_member_and_the_ensemble(finished_smoke_run):
+    tmp = finished_smoke_run
+
+    def more_epochs(config):
+        config["members"]["cascade"]["overrides"] = {"cascade-g2-attn-r1": {"epochs": 3}}
+
+    result = snakemake(tmp, smoke_with(tmp, "changed.yaml", more_epochs), "--dry-run")
+    assert job_counts(result.stdout) == {
+        "finetune_cascade": 2,  # its train and train+val models
+        "cache_probs": 3,
+        "stacker": 1,
+        "sidecar": 1,
+        "submission": 1,
+        "error_decomposition": 1,
+        "report_assets": 1,
+        "all": 1,
+    }
+    assert "cascade-g2-attn-r1" in result.stdout and "cascade-g2-attn-r0" not in result.stdout
+
+
+def test_changing_a_round_0_member_also_reruns_the_pseudo_labels_and_their_consumers(finished_smoke_run):
+    tmp = finished_smoke_run
+
+    def more_epochs(config):
+        config["members"]["scratch"]["variants"]["conv3d"]["train"] = {"epochs": 3}
+
+    counts = job_counts(snakemake(tmp, smoke_with(tmp, "changed0.yaml", more_epochs), "--dry-run").stdout)
+    assert counts["finetune_scratch"] == 2 and counts["pseudo_label"] == 1
+    assert counts["finetune_cascade"] == 2  # the round-1 member trains on the new pseudo-labels
+    assert "finetune_mae2d" not in counts and "ssl_pretrain" not in counts
+
+
+# ---------------------------------------------------------------- bad input: clear error before any job
+
+
+def failing_dry_run(tmp: Path, change) -> str:
+    result = snakemake(tmp, smoke_with(tmp, "bad.yaml", change), "--dry-run")
+    assert result.returncode != 0
+    assert not (tmp / "results").exists()
+    return result.stdout + result.stderr
+
+
+def test_schema_failure_names_the_key(tmp_path):
+    def heads_not_a_list(config):
+        config["members"]["cascade"]["heads"] = "attn"
+
+    output = failing_dry_run(tmp_path, heads_not_a_list)
+    assert "'attn' is not of type 'array'" in output and "heads" in output
+
+
+def test_misspelt_key_is_named(tmp_path):
+    def typo(config):
+        config["members"]["scratch"]["variants"]["conv3d"]["haed"] = "attn"
+
+    assert "'haed' was unexpected" in failing_dry_run(tmp_path, typo)
+
+
+def test_excluding_an_unknown_member_names_it(tmp_path):
+    def exclude(config):
+        config["ensemble"]["exclude"] = ["scratch-nope"]
+
+    assert "ensemble.exclude: unknown member id 'scratch-nope'" in failing_dry_run(tmp_path, exclude)
+
+
+def test_member_list_id_matching_no_rule_names_file_and_id(tmp_path):
+    members = tmp_path / "members.txt"
+    members.write_text("scratch-a\nresnet50\n")
+
+    def from_caches(config):
+        config["ensemble"]["caches"] = {"dir": str(tmp_path), "members": str(members)}
+
+    output = failing_dry_run(tmp_path, from_caches)
+    assert "members.txt:2: member id 'resnet50' matches no finetune rule" in output
+
+
+def test_missing_challenge_data_names_the_key_and_path(tmp_path):
+    def challenge(config):
+        config["data"] = {"source": "challenge", "challenge": {"dir": str(tmp_path / "nowhere")}}
+
+    assert "data.challenge.dir: folder" in failing_dry_run(tmp_path, challenge)
