@@ -11,7 +11,8 @@ the same N training clips:
   mode to the CPU size): the floor to approach;
 - reader: ``ClipDataset`` (zip read + decode) alone;
 - reader + augmentation: ``ClipDataset`` with ``TrainTransform`` at 224 px and at the CPU default size,
-  with JPEG draft mode on and off.
+  decoding to 1.15 x that size with JPEG draft mode off and on, and draft-only (``resize=False``: the
+  draft-scaled frame goes straight to the random resized crop).
 
 The ratio column divides by the raw decode rate of the same decode mode (the target is >= 0.8).
 """

@@ -13,7 +13,7 @@ Prints three tables:
 3. GPU-hours per SSL generation and per finetune on A100 / H100 from those FLOPs at the stated
    utilisation of the bf16 dense peak.
 
-Run: ``python bench/ssl_step.py`` (about a minute on one CPU thread).
+Run: ``python bench/ssl_step.py`` (a few minutes on one CPU thread).
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def paper_tables(ssl_epochs: int, ft_epochs: int, mfu: float) -> None:
 
 @click.command()
 @click.option("--img-size", default=64, show_default=True, help="Frame side (px) of the CPU timing runs.")
-@click.option("--batch-size", default=8, show_default=True, help="Clips per CPU timing step.")
-@click.option("--repeats", default=15, show_default=True, help="Timed steps per configuration (median reported).")
+@click.option("--batch-size", default=32, show_default=True, help="Clips per CPU timing step.")
+@click.option("--repeats", default=7, show_default=True, help="Timed steps per configuration (median reported).")
 @click.option("--threads", default=1, show_default=True, help="torch CPU threads.")
 @click.option("--ssl-epochs", default=100, show_default=True, help="Epochs per SSL generation (the seed's ssl600 -> ssl700 step).")
 @click.option("--ft-epochs", default=50, show_default=True, help="Finetuning epochs assumed for the GPU-hour table.")

@@ -321,6 +321,7 @@ def final_outputs():
     return [
         f"{R}/submission.csv",
         f"{R}/analysis/error_decomposition/summary.json",
+        f"{R}/ensemble/calibration/table.md",
         *report_assets(),
     ]
 

@@ -101,3 +101,28 @@ rule error_decomposition:
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "python -m whatnext.analysis.error_decomposition --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule calibration:
+    input:
+        unpack(final_ensemble_inputs()),
+    output:
+        report=f"{R}/ensemble/calibration/report.json",
+        table=report(
+            f"{R}/ensemble/calibration/table.md",
+            caption="../report/calibration.rst",
+            category="Accuracy",
+        ),
+    log:
+        f"{LOGS}/ensemble/calibration.log",
+    benchmark:
+        f"{BENCH}/ensemble/calibration.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        cache_dir=cache_dir,
+        data=data_dir,
+        folds=config["ensemble"]["folds"],
+        seed=config["seed"],
+    shell:
+        "python -m whatnext.ensemble.calibration --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --report {output.report} --table {output.table} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -5,7 +5,8 @@ rule pseudo_label:
     input:
         unpack(pseudo_inputs),
     output:
-        f"{R}/pseudo/round{{round}}.csv",
+        labels=f"{R}/pseudo/round{{round}}.csv",
+        report=f"{R}/pseudo/round{{round}}.json",
     log:
         f"{LOGS}/pseudo/round{{round}}.log",
     benchmark:
@@ -15,5 +16,7 @@ rule pseudo_label:
     params:
         cache_dir=cache_dir,
         data=data_dir,
+        folds=config["ensemble"]["folds"],
+        seed=config["seed"],
     shell:
-        "python -m whatnext.ensemble.pseudo_label --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output} > {log} 2>&1"
+        "python -m whatnext.ensemble.pseudo_label --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.labels} --report {output.report} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"

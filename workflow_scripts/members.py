@@ -71,7 +71,7 @@ def _ssl_generation(config: dict, section: dict, key: str) -> tuple[str, int]:
 
 
 def _cascade_members(config: dict) -> list[Member]:
-    section = config["members"].get("cascade")
+    section = config.get("members", {}).get("cascade")
     if not section:
         return []
     ssl_family = section["ssl"]
@@ -108,7 +108,7 @@ def _cascade_members(config: dict) -> list[Member]:
 
 
 def _variant_members(config: dict, family: str) -> list[Member]:
-    section = config["members"].get(family)
+    section = config.get("members", {}).get(family)
     if not section:
         return []
     members = []

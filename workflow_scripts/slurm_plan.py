@@ -145,6 +145,13 @@ def stand_in_challenge_dir(folder: Path) -> Path:
     return folder
 
 
+def profile_config_entries(profile: str) -> list[str]:
+    """The profile's ``config:`` mapping as ``--config`` entries, formatted as Snakemake formats them."""
+    path = Path(profile) / "config.yaml" if Path(profile).is_dir() else Path(profile)
+    entries = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+    return [f"{key}={'' if value is None else value}" for key, value in entries.items()]
+
+
 def _reads_missing_challenge_data(configfile: str) -> bool:
     config = yaml.safe_load(Path(configfile).read_text(encoding="utf-8"))
     data = config.get("data", {})
@@ -155,21 +162,28 @@ def _reads_missing_challenge_data(configfile: str) -> bool:
 @click.option("--profile", default="profiles/slurm", show_default=True, help="Snakemake profile to plan for.")
 @click.option("--configfile", default="configs/paper.yaml", show_default=True, help="Workflow config of the graph.")
 @click.option("--workflow-dir", default=".", show_default=True, type=click.Path(file_okay=False, exists=True), help="Folder holding the Snakefile.")
+@click.option("--deadline", default=None, help="Plan for this ISO 8601 deadline instead of the profile's.")
 @click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
-def main(profile: str, configfile: str, workflow_dir: str, snakemake_args: tuple[str, ...]) -> None:
+def main(profile: str, configfile: str, workflow_dir: str, deadline: str | None, snakemake_args: tuple[str, ...]) -> None:
     """Print per rule the partition, GPUs, CPUs, memory and time limits a profile would request, and the GPU-hours.
 
-    Extra arguments go to snakemake (e.g. --config deadline=2026-12-24T18:00:00+00:00).
+    Extra arguments go to snakemake (not --config: the plan builds it from the profile's).
     """
+    if "--config" in snakemake_args or "-C" in snakemake_args:
+        raise click.ClickException("--config would replace the profile's config entries; use --deadline or edit the profile")
     if not Path(configfile).is_file():
         raise click.ClickException(f"--configfile {configfile}: no such file")
     command = ["snakemake", "-n", "--forceall", "--profile", profile, "--configfile", configfile, "--directory", workflow_dir,
                "--snakefile", str(Path(workflow_dir) / "Snakefile"), *snakemake_args]
+    # A command-line --config replaces the profile's: the plan repeats the profile's entries, then its own.
+    entries = profile_config_entries(profile) + ([f"deadline={deadline}"] if deadline else [])
     with tempfile.TemporaryDirectory(prefix="slurm-plan-") as scratch:
         if _reads_missing_challenge_data(configfile):
             folder = stand_in_challenge_dir(Path(scratch) / "challenge")
             click.echo(f"challenge data not found: planning with a stand-in of its split sizes ({folder})", err=True)
-            command += ["--config", f"data={{source: challenge, challenge: {{dir: {folder}}}}}"]
+            entries.append(f"data={{source: challenge, challenge: {{dir: {folder}}}}}")
+        if entries:
+            command += ["--config", *entries]
         done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise click.ClickException(f"snakemake dry run failed ({' '.join(command)}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")

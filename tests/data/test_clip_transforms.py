@@ -45,8 +45,8 @@ def test_no_flip_keeps_label_and_pixels():
 def test_train_transform_flips_about_half_the_time_and_swaps_labels_each_time():
     torch.manual_seed(1)
     augment = TrainTransform(16, MEAN, STD, scale=(1.0, 1.0), jitter=0.0)
-    labels = [augment(ramp_clip(), 18)[1] for _ in range(200)]
-    assert set(labels) == {18, 19} and 70 < labels.count(19) < 130
+    labels = [augment(ramp_clip(), 18)[1] for _ in range(120)]
+    assert set(labels) == {18, 19} and 40 < labels.count(19) < 80
 
 
 def test_eval_transform_normalises_with_the_given_stats():

@@ -72,3 +72,9 @@ def test_mae2d_vit_b16_has_temporal_attention_in_its_last_six_blocks():
     with torch.device("meta"):
         encoder = build_encoder({"encoder": "mae2d_vit_b16", "img_size": 224})
     assert sorted(map(int, encoder.temporal)) == [6, 7, 8, 9, 10, 11]
+
+
+def test_vit_rejects_a_clip_of_another_shape():
+    encoder = build_encoder(TINY)
+    with pytest.raises(ValueError, match=r"built for clips \[B, 4, 3, 32, 32\], got \[1, 4, 3, 64, 64\]"):
+        encoder(torch.randn(1, 4, 3, 64, 64))

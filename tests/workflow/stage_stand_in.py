@@ -7,7 +7,7 @@ job's outputs change exactly when its command does. Never used outside tests/wor
 import sys
 from pathlib import Path
 
-FILE_FLAGS = ("--out", "--metrics", "--report", "--weights", "--test-probs", "--oof-probs")
+FILE_FLAGS = ("--out", "--metrics", "--report", "--table", "--weights", "--test-probs", "--oof-probs")
 DIR_OUTPUTS = {
     "whatnext.data.synth": ("frames.zip", "train.csv", "val.csv", "test.csv"),
     "whatnext.analysis.error_decomposition": ("summary.json",),

@@ -324,7 +324,8 @@ class ClipDataset(torch.utils.data.Dataset):
             except DataFormatError as err:
                 self._bad(self.clip_ids[i], str(err))
                 bad.append(i)
-        keep = [i for i in range(len(self)) if i not in set(bad)]
+        bad_set = set(bad)
+        keep = [i for i in range(len(self)) if i not in bad_set]
         self.clip_ids = [self.clip_ids[i] for i in keep]
         self.members = [self.members[i] for i in keep]
         self.labels = self.labels[keep]

@@ -124,7 +124,7 @@ def open_generation(family: Family, *, data: Path, arch: str, img_size: int, ini
     dataset = ssl_dataset(data, splits, img_size)
     trainer = Trainer(
         model, dataset, reconstruction_loss, train, drop_last=True, betas=SSL_BETAS, desc=f"{family.name} g{number}",
-        fingerprint={"family": family.name, "config": config, "splits": list(splits), "data": str(data),
+        fingerprint={"family": family.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )
     return Generation(model, trainer, config, number, init_encoder, parent_sha)

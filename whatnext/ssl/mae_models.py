@@ -27,9 +27,8 @@ from whatnext.ssl.masking import Masking, build_masking, visible_indices
 
 def normalise_patches(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Per-patch standardisation over the last (pixel) dimension: [..., P] -> [..., P]."""
-    mean = target.mean(dim=-1, keepdim=True)
-    var = target.var(dim=-1, keepdim=True, unbiased=True)
-    return (target - mean) / (var + eps).sqrt()
+    var, mean = torch.var_mean(target, dim=-1, keepdim=True)
+    return (target - mean) * torch.rsqrt(var + eps)
 
 
 def masked_patch_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
