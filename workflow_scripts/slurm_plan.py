@@ -15,11 +15,13 @@ split sizes (CSV rows only; frames.zip empty) is used, since the plan only count
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -27,6 +29,7 @@ import yaml
 
 from workflow_scripts.time_limits import workflow_rule_names
 
+DAG_EDGE = re.compile(r"^\s*(\d+) -> (\d+)", re.MULTILINE)
 RULE_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>[A-Za-z_][A-Za-z0-9_]*):$")
 LOCALRULES_BLOCK = re.compile(r"^localrules:\s*\n((?:[ \t]+[A-Za-z0-9_, \t]+\n?)+)", re.MULTILINE)
 
@@ -34,6 +37,7 @@ LOCALRULES_BLOCK = re.compile(r"^localrules:\s*\n((?:[ \t]+[A-Za-z0-9_, \t]+\n?)
 @dataclass
 class PlannedJob:
     rule: str
+    jobid: int = -1
     wildcards: dict[str, str] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
 
@@ -49,7 +53,9 @@ def parse_dry_run(text: str) -> list[PlannedJob]:
         if not jobs or not line.startswith("    "):
             continue
         key, _, value = line.strip().partition(": ")
-        if key in ("wildcards", "resources"):
+        if key == "jobid":
+            jobs[-1].jobid = int(value)
+        elif key in ("wildcards", "resources"):
             pairs = dict(item.split("=", 1) for item in value.split(", ") if "=" in item)
             setattr(jobs[-1], key, pairs)
     return jobs
@@ -105,6 +111,44 @@ def plan_by_rule(jobs: list[PlannedJob], local_rules: set[str]) -> list[RulePlan
         if not local:
             plan.limits_min.append(_int(res.get("runtime")))
     return list(plans.values())
+
+
+def critical_path(jobs: list[PlannedJob], dot: str, local_rules: set[str]) -> tuple[float, list[PlannedJob]]:
+    """Longest chain of first-attempt limits (minutes) through the DAG (``snakemake --dag``; node = jobid), and its jobs.
+
+    With unlimited GPUs and no queueing, no schedule finishes the graph sooner than this (at these limits).
+    """
+    by_id = {job.jobid: job for job in jobs}
+    parents: dict[int, list[int]] = defaultdict(list)
+    for parent, child in DAG_EDGE.findall(dot):
+        parents[int(child)].append(int(parent))
+    finish: dict[int, float] = {}
+
+    def done_at(jobid: int) -> float:
+        if jobid not in finish:
+            job = by_id[jobid]
+            own = 0 if job.rule in local_rules else _int(job.resources.get("runtime"))
+            finish[jobid] = own + max((done_at(p) for p in parents[jobid] if p in by_id), default=0)
+        return finish[jobid]
+
+    end = max(by_id, key=done_at)
+    chain = [by_id[end]]
+    while parents[chain[-1].jobid]:
+        chain.append(by_id[max((p for p in parents[chain[-1].jobid] if p in by_id), key=done_at)])
+    return finish[end], chain[::-1]
+
+
+def format_chain(chain: list[PlannedJob], local_rules: set[str]) -> str:
+    """``ssl_pretrain x10 -> finetune_cascade -> ...``: consecutive jobs of one rule counted."""
+    parts: list[list] = []
+    for job in chain:
+        if job.rule in local_rules:
+            continue
+        if parts and parts[-1][0] == job.rule:
+            parts[-1][1] += 1
+        else:
+            parts.append([job.rule, 1])
+    return " -> ".join(rule if n == 1 else f"{rule} x{n}" for rule, n in parts)
 
 
 def _hours(minutes: int) -> str:
@@ -184,14 +228,24 @@ def main(profile: str, configfile: str, workflow_dir: str, deadline: str | None,
             entries.append(f"data={{source: challenge, challenge: {{dir: {folder}}}}}")
         if entries:
             command += ["--config", *entries]
-        done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise click.ClickException(f"snakemake dry run failed ({' '.join(command)}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    log = done.stdout + done.stderr
+            # The jobs with their resources, and the DAG (same job ids), side by side.
+        runs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in (command, command + ["--dag"])]
+        (log_out, log_err), (dot, dag_err) = (r.communicate() for r in runs)
+    for run, err in zip(runs, (log_out + log_err, dag_err)):
+        if run.returncode != 0:
+            raise click.ClickException(f"snakemake dry run failed ({shlex.join(run.args)}):\n{err[-3000:]}")
+    log = log_out + log_err
     jobs = parse_dry_run(log)
     if not jobs:
         raise click.ClickException("the dry run listed no job")
-    click.echo(format_plan(plan_by_rule(jobs, local_rule_names(workflow_dir) | {"all"})))
+    local = local_rule_names(workflow_dir) | {"all"}
+    click.echo(format_plan(plan_by_rule(jobs, local)))
+    length, chain = critical_path(jobs, dot, local)
+    click.echo(f"critical path at these limits (unlimited GPUs, no queueing): {length / 60:.1f} h: {format_chain(chain, local)}")
+    if deadline:
+        left = (datetime.fromisoformat(deadline).astimezone() - datetime.now().astimezone()).total_seconds() / 60
+        verdict = "fits" if length <= left else f"does NOT fit: {length / 60 - left / 60:.1f} h short"
+        click.echo(f"deadline {deadline}: {left / 60:.1f} h left; the critical path {verdict}")
     warnings = [line for line in log.splitlines() if line.startswith("time limits: ")]
     if warnings:
         click.echo(f"\n{len(warnings)} job(s) do not fit the limits:")

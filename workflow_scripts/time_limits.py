@@ -93,7 +93,7 @@ def _number(value, key: str) -> float | None:
         raise TimeLimitError(f"config resources.{key}: {value!r} is not a number") from None
 
 
-def parse_deadline(text, now: datetime) -> datetime | None:
+def parse_deadline(text) -> datetime | None:
     """The config's ``deadline`` as an aware datetime (no zone: local time, as squeue prints)."""
     if text is None or str(text).strip().lower() in ("", "none", "null"):
         return None
@@ -119,7 +119,7 @@ class ClusterLimits:
         section = {**DEFAULTS, **(config.get("resources") or {})}
         limits = cls(
             max_runtime_min=_number(section.get("max_runtime_min"), "max_runtime_min"),
-            deadline=parse_deadline(config.get("deadline"), now),
+            deadline=parse_deadline(config.get("deadline")),
             margin_min=_number(section["deadline_margin_min"], "deadline_margin_min") or 0.0,
             headroom=_number(section["headroom"], "headroom") or 1.0,
             attempt_growth=_number(section["attempt_growth"], "attempt_growth") or 1.0,

@@ -218,3 +218,19 @@ def test_layout_adapter_reads_another_member_naming(make_data_dir):
     members = {f"clips/train/1_k{k}.jpg": jpeg_bytes(frame_colour(1, k)) for k in range(4)}
     ds = ClipDataset(make_data_dir(train=[(1, 2)], members=members), "train", layout=flat_layout)
     assert ds.clip_ids == ["1"] and ds[0][0].shape == (4, 3, 16, 16)
+
+
+def test_extract_refuses_symlink_members(tmp_path):
+    evil = tmp_path / "evil.zip"
+    link = zipfile.ZipInfo("train/c/video_1/frame_0.jpg")
+    link.external_attr = 0o120777 << 16
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr(link, "/etc/passwd")
+    with pytest.raises(DataFormatError, match="would be written outside"):
+        extract_frames(evil, tmp_path / "frames")
+
+
+def test_extract_writes_a_clean_tree(make_data_dir):
+    data = make_data_dir(train=[(1, 2)], test=[5])
+    assert extract_frames(data / "frames.zip", data / "frames") == 8
+    assert (data / "frames" / "test" / "video_5" / "frame_3.jpg").is_file()

@@ -25,7 +25,7 @@ def specialist_strengths(num_members: int = 3, strong: float = 4.0, weak: float 
     return strength
 
 
-def write_pool(root: Path, strength: np.ndarray, num_val: int = 660, num_test: int = 200, seed: int = 0,
+def write_pool(root: Path, strength: np.ndarray, num_val: int = 400, num_test: int = 200, seed: int = 0,
                twins: bool = True) -> tuple[Path, Path, list[str], np.ndarray]:
     """Write DATA/{val,test}.csv and caches train-{val,test} (+ twins trainval-{val,test}) of members m0..;
 

@@ -26,7 +26,7 @@ def test_ece_of_a_hand_made_example():
 
 def test_temperature_recovers_the_overconfidence_factor():
     rng = np.random.default_rng(0)
-    calibrated = torch.as_tensor(rng.normal(0, 2, size=(3000, 5)), dtype=torch.float32)
+    calibrated = torch.as_tensor(rng.normal(0, 2, size=(1200, 5)), dtype=torch.float32)
     labels = torch.multinomial(torch.softmax(calibrated, dim=-1), 1, generator=torch.Generator().manual_seed(0))[:, 0].numpy()
     folds = make_nested_folds(labels, 3, seed=0)
     temperature = fit_temperature((3 * calibrated).expand(3, -1, -1), labels, folds)
@@ -59,7 +59,7 @@ def test_cli_writes_the_report_and_markdown_table(specialist_pool):
     root = specialist_pool["root"]
     result = CliRunner().invoke(main, ["--cache-dir", str(specialist_pool["cache"]), "--members", str(specialist_pool["member_list"]),
                                        "--data", str(specialist_pool["data"]), "--report", str(root / "cal.json"),
-                                       "--table", str(root / "cal.md"), "--folds", "3"])
+                                       "--table", str(root / "cal.md"), "--folds", "3", "--max-steps", "30"])
     assert result.exit_code == 0, result.output
     methods = [m["method"] for m in json.loads((root / "cal.json").read_text())["methods"]]
     assert "linear" in methods and "mlp" in methods

@@ -49,11 +49,11 @@ def test_member_listed_twice_is_an_error(tmp_path):
         read_member_list(path)
 
 
-def test_unknown_member_is_skipped_as_missing_cache(specialist_pool):
+def test_unknown_member_is_skipped_and_named(specialist_pool):
     stack = load_members(specialist_pool["cache"], ["m0", "ghost", "m1"], [_val_request(specialist_pool)], 33)
     assert stack.members == ["m0", "m1"]
-    assert [(s.member, s.reason) for s in stack.skipped] == [("ghost", "missing cache")]
-    assert "ghost/train-val.npz" in stack.skipped[0].detail
+    assert [(s.member, s.reason) for s in stack.skipped] == [("ghost", "unknown member")]
+    assert "probs/ghost: no cache folder" in stack.skipped[0].detail
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_cache_in_another_order_is_aligned_by_clip_id(specialist_pool):
 
 
 def test_strict_turns_a_skip_into_an_error_naming_the_member(specialist_pool):
-    with pytest.raises(MemberError, match="member 'ghost' is unusable \\(missing cache\\)"):
+    with pytest.raises(MemberError, match="member 'ghost' is unusable \\(unknown member\\)"):
         load_members(specialist_pool["cache"], ["m0", "ghost"], [_val_request(specialist_pool)], 33, strict=True)
 
 
@@ -130,3 +130,14 @@ def test_member_is_skipped_whole_when_any_requested_cache_is_bad(specialist_pool
                          [_val_request(specialist_pool), CacheRequest("train", "test", test_ids)], 33)
     assert stack.members == ["m0", "m2"]
     assert stack.probs["train-val"].shape[0] == stack.probs["train-test"].shape[0] == 2
+
+
+def test_member_with_a_folder_but_no_cache_is_skipped_as_missing_cache(specialist_pool):
+    cache_path(specialist_pool["cache"], "m2", "train", "val").unlink()
+    stack = load_members(specialist_pool["cache"], specialist_pool["members"], [_val_request(specialist_pool)], 33)
+    assert [(s.member, s.reason) for s in stack.skipped] == [("m2", "missing cache")]
+
+
+def test_missing_cache_folder_is_an_error(tmp_path, specialist_pool):
+    with pytest.raises(MemberError, match="probability cache folder not found"):
+        load_members(tmp_path / "nowhere", ["m0"], [_val_request(specialist_pool)], 33)

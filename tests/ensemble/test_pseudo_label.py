@@ -28,7 +28,7 @@ def test_every_test_clip_gets_the_arg_max_of_the_given_cache(specialist_pool, tm
 def test_strongest_aggregator_is_chosen_on_held_out_accuracy(specialist_pool, tmp_path):
     out, report = tmp_path / "pseudo.csv", tmp_path / "r.json"
     result = CliRunner().invoke(main, ["--cache-dir", str(specialist_pool["cache"]), "--members", str(specialist_pool["member_list"]),
-                                       "--data", str(specialist_pool["data"]), "--out", str(out), "--report", str(report), "--folds", "4"])
+                                       "--data", str(specialist_pool["data"]), "--out", str(out), "--report", str(report), "--folds", "4", "--max-steps", "40"])
     assert result.exit_code == 0, result.output
     content = json.loads(report.read_text())
     accuracy = {name: scores["accuracy"]["mean"] for name, scores in content["held_out"].items()}

@@ -47,8 +47,8 @@ def test_report_lists_the_skipped_member_and_why(specialist_pool):
     assert result.exit_code == 0, result.output
     content = json.loads(report.read_text())
     assert content["members_used"] == ["m0", "m1", "m2"]
-    assert [(s["member"], s["reason"]) for s in content["members_skipped"]] == [("ghost", "missing cache")]
-    assert "skipped member ghost (missing cache)" in result.output
+    assert [(s["member"], s["reason"]) for s in content["members_skipped"]] == [("ghost", "unknown member")]
+    assert "skipped member ghost (unknown member)" in result.output
     accuracy = content["held_out_accuracy"]
     assert len(accuracy["per_fold"]) == 4 and accuracy["mean"] == np.mean(accuracy["per_fold"])
 
@@ -59,7 +59,7 @@ def test_strict_fails_on_a_skip_with_exit_code_2(specialist_pool):
     out = specialist_pool["root"] / "sub.csv"
     result = run(["--cache-dir", specialist_pool["cache"], "--members", members, "--data", specialist_pool["data"], "--out", out, "--strict"])
     assert result.exit_code == 2
-    assert "member 'ghost' is unusable (missing cache)" in result.output
+    assert "member 'ghost' is unusable (unknown member)" in result.output
     assert not out.exists()
 
 

@@ -62,3 +62,11 @@ def test_flipped_views_are_swapped_back_so_flip_tta_keeps_the_mirror_class(five_
     assert (p_plain.argmax(1) == LEFT).all() and (p_flip.argmax(1) == LEFT).all()
     np.testing.assert_allclose(p_flip, p_plain, atol=1e-6)
     np.testing.assert_allclose(p_flip.sum(1), 1.0, atol=1e-6)
+
+
+def test_prediction_leaves_the_global_rng_untouched():
+    """Per-epoch validation must not shift the training run's random stream."""
+    views = TTAViews(16, [0.5] * 3, [0.25] * 3, five_crop=False)
+    before = torch.get_rng_state()
+    predict_probs(LeftBrightIsClass18(), LeftBrightClips(views), views, batch_size=1)
+    assert torch.equal(before, torch.get_rng_state())

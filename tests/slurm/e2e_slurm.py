@@ -8,9 +8,10 @@
    Snakemake log: every non-local job went through sbatch, to the partition with the GPU count the profile
    maps its rule to, with the time limit the profile (CPU rules) or workflow_scripts/time_limits.py (GPU
    rules, at each attempt) gives it; no local rule reached Slurm.
-3. The from-scratch member, given a 1-minute first limit, stopped at it with its state saved (exit 75), was
-   resubmitted with the longer limit of attempt 2, resumed from a step > 0, and ended with exactly the
-   weights of an uninterrupted run of the same command outside Slurm.
+3. The MAE-2D SSL job, given a 1-minute first limit, stopped at it unfinished (its state saved; exit 75,
+   or TIMEOUT if Slurm killed it first), was resubmitted with the longer limit of the next attempt, resumed
+   from a step > 0, and ended with exactly the weights of an uninterrupted run of the same command outside
+   Slurm (started beside the graph as soon as Snakemake prints the command).
 Prints what Slurm recorded for each job and closes with "slurm_e2e: N passed, M failed" (exit 1 if M > 0).
 """
 
@@ -40,8 +41,8 @@ from workflow_scripts.time_limits import runtime_minutes  # noqa: E402
 PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "slurm" / "ci_profile"
 CONFIGS = [REPO / "configs" / "smoke.yaml", REPO / "tests" / "slurm" / "ci_overlay.yaml"]
-RESUME_RULE = "finetune_scratch"
-RESUME_CLI = "whatnext.finetune.track_a_scratch"
+# The job given too short a first limit (ci_profile: runtime_min_by_rule; ci_overlay: its long training).
+RESUME_RULE, RESUME_WILDCARDS, RESUME_KIND = "ssl_pretrain", {"family": "mae2d", "gen": "1"}, "encoder"
 RESUMED = re.compile(r"resumed from \S+ at step (\d+)/(\d+)")
 
 
@@ -73,23 +74,28 @@ def run_config(configs: list[Path]) -> dict:
     return merged(*layers, ci_profile["config"])
 
 
-def profile_mapping(rule: str) -> dict:
-    """Partition, GPUs and (CPU rules) runtime the real profile maps ``rule`` to."""
+def profile_mapping(rule: str) -> tuple[dict, bool]:
+    """The resources the real profile gives ``rule`` (defaults, then its own), and whether its own set a runtime."""
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
-    return {**profile["default-resources"], **profile["set-resources"].get(rule, {})}
+    own = profile["set-resources"].get(rule, {})
+    return {**profile["default-resources"], **own}, "runtime" in own
 
 
-def resumed_job_command(log: str) -> str | None:
-    """The shell command of the resume test's job (the ``train`` fit), once Snakemake has printed it."""
-    return next((line.removeprefix("Shell command: ") for line in log.splitlines()
-                 if line.startswith(f"Shell command: python -m {RESUME_CLI}") and "--fit train " in line), None)
+def resume_job_submissions(run) -> list:
+    return [s for s in run.submissions if s.rule == RESUME_RULE and s.wildcards == RESUME_WILDCARDS]
+
+
+def shell_parts(shell: str) -> tuple[list[str], str]:
+    """argv and log path of a rule's shell line ``python -m ... > LOG 2>&1``."""
+    command, _, redirect = shell.partition(" > ")
+    return shlex.split(command), redirect.split()[0]
 
 
 def start_reference(work: Path, shell: str) -> subprocess.Popen:
     """The resumed job's command, run outside Slurm into ref/ without any limit: the uninterrupted weights."""
     ref = work / "ref"
     ref.mkdir()
-    argv = shlex.split(shell.split(" > ")[0])
+    argv, _ = shell_parts(shell)
     for flag, name in (("--out", "model.pt"), ("--metrics", "metrics.json"), ("--resume-dir", "resume")):
         argv[argv.index(flag) + 1] = str(ref / name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
@@ -108,9 +114,10 @@ def run_snakemake(work: Path, timeout_s: int, configs: list[Path]) -> tuple[int,
         snakemake = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work)
         while snakemake.poll() is None:
             time.sleep(2)
-            shell = reference is None and resumed_job_command((work / "snakemake.log").read_text())
-            if shell:
-                reference = start_reference(work, shell)
+            if reference is None:
+                tries = resume_job_submissions(parse_run_log((work / "snakemake.log").read_text()))
+                if tries and tries[0].shell:
+                    reference = start_reference(work, tries[0].shell)
     return snakemake.returncode, (work / "snakemake.log").read_text(), time.monotonic() - start, reference
 
 
@@ -119,7 +126,7 @@ def same_weights(a: Path, b: Path) -> tuple[bool, str]:
 
     from whatnext.runtime.checkpoint import load_checkpoint
 
-    left, right = load_checkpoint(a, expected_kind="classifier"), load_checkpoint(b, expected_kind="classifier")
+    left, right = load_checkpoint(a, expected_kind=RESUME_KIND), load_checkpoint(b, expected_kind=RESUME_KIND)
     sa, sb = left["state_dict"], right["state_dict"]
     if sa.keys() != sb.keys():
         return False, "different parameter names"
@@ -155,11 +162,8 @@ def check_records(check: Checks, run, records, jobcomp, config) -> None:
         rec = records.get(sub.slurm_id)
         if rec is None:
             continue
-        spec = profile_mapping(sub.rule)
-        if "runtime" in spec:
-            limit = int(spec["runtime"])
-        else:
-            limit = runtime_minutes(sub.rule, sub.wildcards, sub.attempt, config)
+        spec, fixed_runtime = profile_mapping(sub.rule)
+        limit = int(spec["runtime"]) if fixed_runtime else runtime_minutes(sub.rule, sub.wildcards, sub.attempt, config)
         want = (expected_comment(sub.rule, sub.wildcards), spec["slurm_partition"], int(spec.get("gpu", 0)), limit)
         got = (rec.comment, rec.partition, rec.gpus, rec.time_limit_min)
         if want != got:
@@ -170,34 +174,32 @@ def check_records(check: Checks, run, records, jobcomp, config) -> None:
 
 
 def check_resume(check: Checks, work: Path, run, records, reference: subprocess.Popen | None) -> None:
-    tries = [s for s in run.submissions if s.rule == RESUME_RULE]
-    by_fit: dict[str, list] = {}
-    for sub in tries:
-        by_fit.setdefault(sub.wildcards["fit"], []).append(sub)
-    check(f"{RESUME_RULE} jobs were retried", bool(by_fit) and all(len(v) >= 2 for v in by_fit.values()),
-          str({k: [s.slurm_id for s in v] for k, v in by_fit.items()}))
-    for fit, subs in sorted(by_fit.items()):
-        first, last = records[subs[0].slurm_id], records[subs[-1].slurm_id]
-        check(f"{fit}: try 1 ended at its short limit unfinished (exit 75 or TIMEOUT)",
-              first.state in ("FAILED", "TIMEOUT"), f"{first.fields['TimeLimit']} {first.state}")
-        check(f"{fit}: the last try had a longer limit and completed",
-              last.time_limit_min > first.time_limit_min and last.state == "COMPLETED", f"{last.fields['TimeLimit']} {last.state}")
-    train_log = (work / "results" / "smoke" / "logs" / "finetune" / "scratch-conv3d" / "train.log").read_text()
-    resumed = RESUMED.search(train_log)
-    check("train: the last try resumed from a step > 0", bool(resumed) and int(resumed.group(1)) > 0,
-          resumed.group(0) if resumed else "no 'resumed from' line in the training log")
-    if not check("train: the uninterrupted reference run started", reference is not None):
+    """The job given too short a first limit: stopped unfinished, retried longer, resumed, same weights."""
+    name = f"{RESUME_RULE}[{','.join(RESUME_WILDCARDS.values())}]"
+    tries = resume_job_submissions(run)
+    if not check(f"{name} was retried", len(tries) >= 2, f"slurm jobs {[s.slurm_id for s in tries]}"):
+        return
+    first, last = records[tries[0].slurm_id], records[tries[-1].slurm_id]
+    check(f"{name}: try 1 ended at its short limit unfinished (exit 75 or TIMEOUT)",
+          first.state in ("FAILED", "TIMEOUT"), f"{first.fields['TimeLimit']} {first.state}")
+    check(f"{name}: the last try had a longer limit and completed",
+          last.time_limit_min > first.time_limit_min and last.state == "COMPLETED", f"{last.fields['TimeLimit']} {last.state}")
+    argv, log_path = shell_parts(tries[-1].shell or tries[0].shell)
+    resumed = RESUMED.search((work / log_path).read_text())
+    check(f"{name}: the last try resumed from a step > 0", bool(resumed) and int(resumed.group(1)) > 0,
+          resumed.group(0) if resumed else f"no 'resumed from' line in {log_path}")
+    if not check(f"{name}: the uninterrupted reference run started", reference is not None):
         return
     started = time.monotonic()
     rc = reference.wait()
     print(f"uninterrupted reference run: exit {rc}, waited {time.monotonic() - started:.0f} s after the graph", flush=True)
-    if check("train: the uninterrupted reference run succeeded", rc == 0, f"exit {rc}, see {work / 'ref' / 'train.log'}"):
-        ok, detail = same_weights(work / "results" / "smoke" / "models" / "scratch-conv3d" / "train.pt", work / "ref" / "model.pt")
-        check("train: resumed weights equal the uninterrupted run's", ok, detail)
+    if check(f"{name}: the uninterrupted reference run succeeded", rc == 0, f"exit {rc}, see {work / 'ref' / 'train.log'}"):
+        ok, detail = same_weights(work / argv[argv.index("--out") + 1], work / "ref" / "model.pt")
+        check(f"{name}: resumed weights equal the uninterrupted run's", ok, detail)
 
 
 @click.command()
-@click.option("--timeout-s", type=int, default=480, show_default=True, help="Hard limit of the snakemake run.")
+@click.option("--timeout-s", type=int, default=900, show_default=True, help="Hard limit of the snakemake run.")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None, help="Work folder (default: a new temporary one).")
 @click.option("--configfile", "extra_configs", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Another config merged over the smoke graph's (repeatable).")

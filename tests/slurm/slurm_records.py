@@ -79,6 +79,7 @@ class Submission:
     resources: dict[str, str]
     slurm_id: int
     attempt: int = 1
+    shell: str = ""
 
 
 @dataclass
@@ -117,6 +118,8 @@ def parse_run_log(text: str) -> RunLog:
             elif key in ("wildcards", "resources"):
                 current[key] = _pairs(value)
             continue
+        if current is not None and line.startswith("Shell command: "):
+            current["shell"] = line.removeprefix("Shell command: ")
         current = None
         submitted = SUBMITTED.match(line)
         if submitted:
@@ -124,7 +127,8 @@ def parse_run_log(text: str) -> RunLog:
             block = blocks[job]
             attempts[job] = attempts.get(job, 0) + 1
             run.submissions.append(
-                Submission(job, block["rule"], block["wildcards"], block["resources"], int(submitted["slurm"]), attempts[job])
+                Submission(job, block["rule"], block["wildcards"], block["resources"], int(submitted["slurm"]), attempts[job],
+                           block.get("shell", ""))
             )
     for job, block in blocks.items():
         if block["local"]:

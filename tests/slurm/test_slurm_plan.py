@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from workflow_scripts.slurm_plan import format_plan, local_rule_names, parse_dry_run, plan_by_rule
+from workflow_scripts.slurm_plan import critical_path, format_chain, format_plan, local_rule_names, parse_dry_run, plan_by_rule
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,3 +49,22 @@ def test_table_shows_partition_limits_and_the_total():
 
 def test_local_rules_are_read_from_the_workflow():
     assert {"all", "member_list"} <= local_rule_names(REPO)
+
+
+DAG = """digraph snakemake_dag {
+	0[label = "all"];
+	1[label = "stacker"];
+	3[label = "ssl_pretrain\\ngen: 1"];
+	4[label = "ssl_pretrain\\ngen: 2"];
+	1 -> 0
+	3 -> 4
+	4 -> 1
+	3 -> 1
+}"""
+
+
+def test_critical_path_is_the_longest_chain_of_limits_through_the_dag():
+    length, chain = critical_path(parse_dry_run(DRY_RUN), DAG, {"all"})
+    assert length == 90 + 30 + 120
+    assert [job.jobid for job in chain][:3] == [3, 4, 1]
+    assert format_chain(chain, {"all"}) == "ssl_pretrain x2 -> stacker"

@@ -67,6 +67,7 @@ def test_a_retry_is_a_second_submission_with_its_own_resources():
     run = parse_run_log(RUN_LOG)
     assert [(s.slurm_id, s.attempt, s.resources["runtime"]) for s in run.submissions] == [(3, 1, "1"), (8, 2, "4")]
     assert run.submissions[0].wildcards == {"name": "conv3d", "fit": "train"}
+    assert run.submissions[0].shell == "python -m whatnext.finetune.track_a_scratch --fit train"
 
 
 def test_jobs_inside_a_dumped_failure_log_are_not_jobs_of_the_run():

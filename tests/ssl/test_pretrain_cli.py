@@ -78,6 +78,14 @@ def test_interrupted_run_resumed_ends_with_the_weights_of_an_uninterrupted_run(t
     assert not (tmp_path / "resume").exists()
 
 
+def test_deadline_already_reached_checkpoints_and_exits_75_without_outputs(tiny_data_dir, tmp_path):
+    result, out, metrics = run(tiny_data_dir, tmp_path, extra=["--resume-dir", str(tmp_path / "resume"),
+                                                                "--deadline", "2020-01-01T00:00:00+00:00"])
+    assert result.exit_code == 75, result.output
+    assert torch.load(tmp_path / "resume" / STATE_FILE, weights_only=True)["step"] == 0
+    assert not out.exists() and not metrics.exists()
+
+
 def test_resume_with_other_arguments_is_refused(tiny_data_dir, tmp_path):
     resume = ["--resume-dir", str(tmp_path / "resume")]
     stopped, _, _ = run(tiny_data_dir, tmp_path, extra=resume, env={STOP_AFTER_STEPS_ENV: "1"})

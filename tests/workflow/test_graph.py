@@ -6,6 +6,7 @@ Snakemake's own rerun logic is tested without training anything.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +201,20 @@ def test_missing_challenge_data_names_the_key_and_path(tmp_path):
         config["data"] = {"source": "challenge", "challenge": {"dir": str(tmp_path / "nowhere")}}
 
     assert "data.challenge.dir: folder" in failing_dry_run(tmp_path, challenge)
+
+
+# ---------------------------------------------------------------- rendering with dot
+
+
+@pytest.mark.parametrize("graph, config_name", [("--rulegraph", "configs/paper.yaml"), ("--dag", "configs/smoke.yaml")])
+def test_graph_renders_with_dot(tmp_path, graph, config_name):
+    if shutil.which("dot") is None:
+        pytest.skip("graphviz dot not installed")
+    config = load(config_name)
+    if config["data"]["source"] == "challenge":
+        config["data"]["challenge"]["dir"] = str(challenge_dir(tmp_path / "challenge"))
+    result = snakemake(tmp_path, write_config(tmp_path / "c.yaml", config), graph)
+    assert result.returncode == 0, result.stderr
+    svg = subprocess.run(["dot", "-Tsvg"], input=result.stdout, capture_output=True, text=True)
+    assert svg.returncode == 0, svg.stderr
+    assert "<svg" in svg.stdout and "stacker" in svg.stdout

@@ -1,11 +1,11 @@
 """Scene sampling and frame rendering for the generated dataset (see ``whatnext.data.synth``).
 
 A *scene* is everything random about one clip that does not depend on its class: a background cut from
-one of scikit-learn's sample photographs, the "something" (a handwritten digit from scikit-learn's digits,
-or an elliptical patch of a photograph, textured with a photograph), the second "something" (a
-rectangular photograph patch: container, cover, hitter, lid), jitter of positions and sizes, and a coin
-for the left/right side. A *program* maps (scene parameters, time t in [0, 1]) to the layers to draw;
-rendering draws them over the background. Coordinates are fractions of the frame (x right, y down).
+one of scikit-learn's sample photographs, with static distractor objects; the "something" (a handwritten
+digit from scikit-learn's digits, or an elliptical patch of a photograph, textured with a photograph);
+the second "something" (a rectangular photograph patch: container, cover, hitter, lid); jitter of
+positions and sizes; a coin for the left/right side; an illumination gain. A *program* maps (scene
+parameters, time t in [0, 1]) to the layers to draw; rendering draws them over the background. Coordinates are fractions of the frame (x right, y down).
 """
 
 from __future__ import annotations
@@ -70,13 +70,15 @@ class Params:
 
 @dataclass(frozen=True)
 class Scene:
-    """One clip's randomness: background [S, S, 3] uint8, RGBA sprites keyed by name, params, side coin."""
+    """One clip's randomness: background [S, S, 3] uint8 (a dimmed photo crop with 0-2 static distractor
+    objects), RGBA sprites keyed by name, params, side coin, particle colour and illumination gain."""
 
     background: np.ndarray = field(compare=False)
     sprites: "Sprites" = field(compare=False)
     params: Params
     flip_coin: bool
     particle_rgb: tuple[int, int, int]
+    gain: float  # illumination: every frame's pixels are multiplied by it
 
 
 @lru_cache(maxsize=1)
@@ -107,6 +109,15 @@ def _photo_crop(rng: np.random.Generator, out_w: int, out_h: int, min_side: int,
     return crop.transpose(Image.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop
 
 
+def _textured_crop(rng: np.random.Generator, out_w: int, out_h: int, min_side: int, max_side: int) -> Image.Image:
+    """Like ``_photo_crop`` but redrawn (up to 8 times) while the crop is nearly flat (sky, out-of-focus)."""
+    for _ in range(8):
+        crop = _photo_crop(rng, out_w, out_h, min_side, max_side)
+        if np.asarray(crop, dtype=np.float32).std(axis=(0, 1)).max() >= 20.0:
+            break
+    return crop
+
+
 def _stretch(rgb: np.ndarray) -> np.ndarray:
     """Per-channel contrast stretch to the full range so objects stand out of the dimmed background."""
     rgb = rgb.astype(np.float32)
@@ -127,7 +138,7 @@ def _outlined(texture: Image.Image, alpha: np.ndarray) -> Image.Image:
 def _thing_sprite(rng: np.random.Generator) -> Image.Image:
     """The "something": a digit silhouette or an elliptical photo patch, textured by a photo."""
     n = SPRITE_PX
-    texture = _photo_crop(rng, n, n, 40, 160)
+    texture = _textured_crop(rng, n, n, 40, 160)
     if rng.random() < 0.5:
         digits = _digits()
         digit = Image.fromarray((digits[int(rng.integers(len(digits)))] * 255).astype(np.uint8), "L")
@@ -142,7 +153,7 @@ def _thing_sprite(rng: np.random.Generator) -> Image.Image:
 
 def _box_sprite(rng: np.random.Generator, w: int, h: int, shade: float = 1.0) -> Image.Image:
     """A rectangular photo patch with a dark rim (container, cover, lid, hitter, sheet)."""
-    texture = _photo_crop(rng, w, h, 40, 200)
+    texture = _textured_crop(rng, w, h, 40, 200)
     alpha = np.zeros((h, w), np.float32)
     alpha[2:-2, 2:-2] = shade
     sprite = _outlined(texture, alpha)
@@ -189,18 +200,23 @@ class Sprites:
 def sample_scene(rng: np.random.Generator, size: int) -> Scene:
     """Draw one clip's scene for frames of ``size`` x ``size`` pixels (independent of the class)."""
     bg = np.asarray(_photo_crop(rng, size, size, 96, 320), dtype=np.float32)
-    background = (0.45 * bg + 0.55 * bg.mean()).astype(np.uint8)  # dimmed: objects stay the salient part
+    background = Image.fromarray((0.45 * bg + 0.55 * bg.mean()).astype(np.uint8))  # dimmed: the action stands out
+    for _ in range(int(rng.integers(0, 3))):  # static clutter: distractor objects that take no part
+        side = float(rng.uniform(0.12, 0.22))
+        clutter = Layer("clutter", float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9)), side, side, float(rng.uniform(-40, 40)))
+        _paste(background, _thing_sprite(rng), clutter, size)
     params = Params(
-        jx=float(rng.uniform(-0.06, 0.06)),
-        jy=float(rng.uniform(-0.05, 0.05)),
-        size=float(rng.uniform(0.85, 1.15)),
+        jx=float(rng.uniform(-0.08, 0.08)),
+        jy=float(rng.uniform(-0.06, 0.06)),
+        size=float(rng.uniform(0.8, 1.2)),
         orient=int(rng.choice([-1, 1])),
         phase=float(rng.random()),
         particles=rng.random((12, 3)),
     )
     particle_rgb = tuple(int(v) for v in rng.integers(120, 256, size=3))
     flip_coin = bool(rng.random() < 0.5)
-    return Scene(background, Sprites(int(rng.integers(2**62))), params, flip_coin, particle_rgb)
+    gain = float(rng.uniform(0.75, 1.2))
+    return Scene(np.asarray(background), Sprites(int(rng.integers(2**62))), params, flip_coin, particle_rgb, gain)
 
 
 def with_params(scene: Scene, **changes) -> Scene:
@@ -239,7 +255,8 @@ def render_frame(draw_list: list, scene: Scene, flip: bool) -> np.ndarray:
         else:
             width = max(1, round(size / 40))
             pen.line((item.x0 * size, item.y0 * size, item.x1 * size, item.y1 * size), fill=(20, 20, 20), width=width)
-    frame = np.asarray(canvas)
+    frame = np.asarray(canvas).astype(np.float32) * scene.gain
+    frame = frame.clip(0, 255).astype(np.uint8)
     return np.ascontiguousarray(frame[:, ::-1]) if flip else frame
 
 

@@ -18,6 +18,7 @@ Every method is fitted per fold on that fold's clips only and scored on its held
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -164,16 +165,18 @@ def markdown_table(frame: pd.DataFrame) -> str:
 @click.option("--table", "table_path", type=click.Path(dir_okay=False), help="Markdown table to write.")
 @click.option("--folds", "num_folds", default=15, show_default=True, type=click.IntRange(3), help="Nested-CV folds.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and the MLP initialisation.")
+@click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Full-batch steps at most, per fit.")
 @click.option("--hidden", default=32, show_default=True, type=click.IntRange(1), help="MLP hidden units.")
 @click.option("--strict", is_flag=True, help="Fail instead of skipping an unusable member.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch CPU threads.")
-def main(cache_dir, members_file, data_dir, report_path, table_path, num_folds, seed, hidden, strict, threads) -> None:
+def main(cache_dir, members_file, data_dir, report_path, table_path, num_folds, seed, max_steps, hidden, strict, threads) -> None:
     """Compare temperature scaling and linear / MLP stacking with the stacker on held-out clips."""
     torch.set_num_threads(threads)
     try:
         inputs = load_stacking_inputs(cache_dir, read_member_list(members_file), data_dir, strict=strict)
         folds = make_nested_folds(inputs.val.labels, num_folds, seed)
-        frame = compare(inputs.val_probs, inputs.val.labels, folds, FitConfig(), BASELINE_FIT, hidden, seed)
+        frame = compare(inputs.val_probs, inputs.val.labels, folds, FitConfig(max_steps=max_steps),
+                        dataclasses.replace(BASELINE_FIT, max_steps=max_steps), hidden, seed)
     except (MemberError, ClipLabelsError, ValueError) as err:
         raise BadInput(str(err)) from None
     for skip in inputs.stack.skipped:

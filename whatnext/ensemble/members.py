@@ -5,9 +5,10 @@ A member list is one member id a line; ``#`` starts a comment, blank lines are i
 
 :func:`load_members` reads, for every listed member, each requested probability cache
 (e.g. ``train-val`` and ``train-test``), aligns it to the reference clip order of the data
-dir, and stacks the members whose caches are all usable. A member with any unusable cache
-(missing, unreadable, wrong shape or dtype, non-finite, not normalised, ids that are not
-the reference clips) is skipped as a whole and listed with the reason: coverage is never
+dir, and stacks the members whose caches are all usable. A member with no cache folder
+(an unknown member) or any unusable cache (missing, unreadable, wrong shape or dtype,
+non-finite, not normalised, ids that are not the reference clips) is skipped as a whole
+and listed with the reason: coverage is never
 reduced silently, and with ``strict=True`` any skip is an error. Caches holding exactly
 the reference clips in another order are re-ordered by id and listed as such.
 """
@@ -61,7 +62,7 @@ class CacheRequest:
 @dataclass(frozen=True)
 class SkippedMember:
     member: str
-    reason: str  # a ProbCacheError reason, e.g. "missing cache", "id mismatch", "non-finite"
+    reason: str  # "unknown member" or a ProbCacheError reason, e.g. "missing cache", "id mismatch", "non-finite"
     detail: str  # the full message, naming the file and the clip at fault
 
 
@@ -119,6 +120,8 @@ def load_members(
     """
     if not members:
         raise MemberError("the member list is empty")
+    if not Path(cache_dir).is_dir():
+        raise MemberError(f"{cache_dir}: probability cache folder not found")
     used: list[str] = []
     stacks: dict[str, list[np.ndarray]] = {request_key(r.fit, r.split): [] for r in requests}
     skipped: list[SkippedMember] = []
@@ -127,6 +130,8 @@ def load_members(
         loaded: dict[str, np.ndarray] = {}
         member_reordered: list[str] = []
         try:
+            if not (Path(cache_dir) / member).is_dir():
+                raise ProbCacheError(f"{Path(cache_dir) / member}: no cache folder for this member (unknown member?)", "unknown member")
             for request in requests:
                 path = cache_path(cache_dir, member, request.fit, request.split)
                 probs, was_reordered = _aligned_probs(path, request, num_classes)

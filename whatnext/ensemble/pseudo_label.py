@@ -54,9 +54,10 @@ def write_pseudo_labels(path: str | Path, frame: pd.DataFrame) -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="JSON report (aggregator chosen, scores, skips).")
 @click.option("--folds", "num_folds", default=15, show_default=True, type=click.IntRange(3), help="Nested-CV folds.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
+@click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Stacker full-batch steps at most.")
 @click.option("--strict", is_flag=True, help="Fail instead of skipping an unusable member.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch CPU threads.")
-def main(data_dir, out_path, cache_dir, members_file, probs_path, test_fit, report_path, num_folds, seed, strict, threads) -> None:
+def main(data_dir, out_path, cache_dir, members_file, probs_path, test_fit, report_path, num_folds, seed, max_steps, strict, threads) -> None:
     """Label every test clip with the arg-max of the strongest aggregator (no threshold)."""
     torch.set_num_threads(threads)
     if (probs_path is None) == (cache_dir is None or members_file is None):
@@ -72,7 +73,7 @@ def main(data_dir, out_path, cache_dir, members_file, probs_path, test_fit, repo
             inputs = load_stacking_inputs(cache_dir, read_member_list(members_file), data_dir, test_fit=test_fit, strict=strict)
             for skip in inputs.stack.skipped:
                 click.echo(f"skipped member {skip.member} ({skip.reason}): {skip.detail}", err=True)
-            run = run_stacker(inputs, num_folds, seed, FitConfig())
+            run = run_stacker(inputs, num_folds, seed, FitConfig(max_steps=max_steps))
             chosen = run.strongest()
             frame = pseudo_label_frame(inputs.test.ids, chosen.test_probs)
             report = {"aggregator": chosen.name, "held_out": run.scores, "test_fit": test_fit, **inputs.stack.report()}

@@ -171,6 +171,20 @@ def classifier_config(base: dict, head: str, drop_path: float) -> dict:
     return config
 
 
+def open_data(ft: FinetuneOptions, size: int, num_classes: int):
+    """(training clips, (validation clips, their views) or None for trainval); data errors -> :class:`BadInput`."""
+    try:
+        mean, std = load_norm_stats(ft.data / "norm_stats.json")
+        transform = train_transform(size, mean, std, ft.augmentation, two_views="consistency" in ft.aux)
+        dataset = open_training_set(ft.data, ft.fit, transform, num_classes, ft.pseudo)
+        if ft.fit == "trainval":
+            return dataset, None
+        views = TTAViews(size, mean, std, five_crop=False)
+        return dataset, (ClipDataset(ft.data, "val", transform=views), views)
+    except (DataFormatError, PseudoLabelError) as err:
+        raise BadInput(str(err)) from None
+
+
 def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: FinetuneOptions, train: TrainOptions) -> dict:
     """Finetune the encoder of an SSL checkpoint (kind ``"encoder"``) of ``family`` with ``ft.head``.
 
@@ -204,18 +218,8 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
                        f"{track} finetunes {family!r} encoders")
     if init_encoder is not None:
         load_encoder_weights(classifier, *init_encoder)
-    size = model_config["img_size"]
-    try:
-        mean, std = load_norm_stats(ft.data / "norm_stats.json")
-        transform = train_transform(size, mean, std, ft.augmentation, two_views="consistency" in ft.aux)
-        dataset = open_training_set(ft.data, ft.fit, transform, model_config["num_classes"], ft.pseudo)
-        val = None
-        if ft.fit == "train":
-            views = TTAViews(size, mean, std, five_crop=False)
-            val = (ClipDataset(ft.data, "val", transform=views), views)
-    except (DataFormatError, PseudoLabelError) as err:
-        raise BadInput(str(err)) from None
-    counts = {str(source): int(n) for source, n in zip(*np.unique(dataset.sources, return_counts=True))}
+    dataset, val = open_data(ft, model_config["img_size"], model_config["num_classes"])
+    counts = {str(split): int(n) for split, n in zip(*np.unique(dataset.sources, return_counts=True))}
     log.info("%s: %s on %s clips %s", track, model_config, len(dataset), counts)
 
     def validate(epoch: int, record: dict) -> dict:
@@ -236,7 +240,10 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
         on_epoch_end=validate if val is not None else None, desc=track,
     )
     trainer.resume_if_possible()
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except DataFormatError as err:  # a clip that fails to decode mid-training
+        raise BadInput(str(err)) from None
     last = result.history[-1]
     summary = {
         "track": track,

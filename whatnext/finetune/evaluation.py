@@ -23,7 +23,8 @@ def predict_probs(model: torch.nn.Module, dataset, views: TTAViews, batch_size: 
     Returns (clip ids in dataset order, float32 [n, num_classes]). Leaves ``model`` in eval mode.
     """
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        generator=torch.Generator().manual_seed(0))  # leaves the global RNG (training's) untouched
     ids: list[str] = []
     chunks: list[torch.Tensor] = []
     for frames, _, clip_ids in tqdm(loader, desc=desc, unit="batch", disable=desc is None, mininterval=1.0):
