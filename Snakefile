@@ -10,6 +10,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "report/workflow.rst"
+
+
 if not workflow.config_settings.configfiles:
 
     configfile: "config.yaml"

@@ -38,19 +38,17 @@ try:
         STACKED = config_checks.read_member_ids(
             config["ensemble"]["caches"]["members"], "ensemble.caches.members"
         )
-    else:
-        MEMBERS = member_table_lib.member_table(config)
-        STACKED = member_table_lib.stacked_members(
-            MEMBERS, config["ensemble"]["exclude"]
-        )
-    PSEUDO_ROUNDS = member_table_lib.pseudo_rounds(MEMBERS)
-    if FROM_CACHES:
         config_checks.existing_cache_files(
             CACHE_DIR,
             STACKED,
             [("train", "val"), ("train", "test")]
             + ([("trainval", "test")] if TWINS else []),
             "ensemble.caches.dir",
+        )
+    else:
+        MEMBERS = member_table_lib.member_table(config)
+        STACKED = member_table_lib.stacked_members(
+            MEMBERS, config["ensemble"]["exclude"]
         )
 except ConfigError as err:
     raise WorkflowError(f"config error: {err}") from None

@@ -134,7 +134,7 @@ wait_idle() {  # DIR SECONDS: until the node is idle; fails early if a daemon di
 }
 
 up() {  # DIR
-    local dir=$1
+    local dir=$1 start=$SECONDS
     [[ $EUID -eq 0 ]] || die "must run as root (starts slurmctld, slurmd and munged)"
     install_packages
     mkdir -p "$dir"
@@ -150,7 +150,7 @@ up() {  # DIR
         tail -n 20 "$dir/log/slurmctld.log" "$dir/log/slurmd.log" >&2 || true
         die "node localhost did not become idle within 30 s (logs above, state in $dir)"
     fi
-    log "cluster up: partitions $(sinfo -h -o '%P/%l' | tr '\n' ' ')state in $dir"
+    log "cluster up in $((SECONDS - start)) s (install included): partitions $(sinfo -h -o '%P/%l' | tr '\n' ' ')state in $dir"
 }
 
 stop_pidfile() {  # PIDFILE NAME: TERM, wait up to 10 s, then KILL

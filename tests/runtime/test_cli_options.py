@@ -62,3 +62,8 @@ def test_log_flag_writes_the_log_file(tmp_path):
     result = CliRunner().invoke(make_command(lambda n, t: logging.getLogger("x").info("hello log")),
                                 ["--log", str(log_file)])
     assert result.exit_code == 0 and "hello log" in log_file.read_text()
+
+
+def test_unknown_device_is_a_usage_error():
+    result = CliRunner().invoke(make_command(lambda n, t: None), ["--device", "gpu0"])
+    assert result.exit_code == 2 and "'gpu0' is not a torch device" in result.output

@@ -8,7 +8,7 @@
    Snakemake log: every non-local job went through sbatch, to the partition with the GPU count the profile
    maps its rule to, with the time limit the profile (CPU rules) or workflow_scripts/time_limits.py (GPU
    rules, at each attempt) gives it; no local rule reached Slurm.
-3. The MAE-2D SSL job, given a 1-minute first limit, stopped at it unfinished (its state saved; exit 75,
+3. The MAE-2D SSL job, given a 2-minute first limit, stopped at it unfinished (its state saved; exit 75,
    or TIMEOUT if Slurm killed it first), was resubmitted with the longer limit of the next attempt, resumed
    from a step > 0, and ended with exactly the weights of an uninterrupted run of the same command outside
    Slurm (started beside the graph as soon as Snakemake prints the command).
@@ -135,7 +135,7 @@ def same_weights(a: Path, b: Path) -> tuple[bool, str]:
 
 
 def print_records(run, records) -> None:
-    print("\nWhat Slurm recorded (scontrol show job; jobcomp state):")
+    print("\nWhat Slurm recorded (scontrol show job):")
     print(f"{'id':>4} {'rule':<20} {'wildcards':<26} {'try':>3} {'partition':<9} {'GPUs':>4} {'limit':>6} {'ran':>8} {'state':<10} exit")
     for sub in run.submissions:
         rec = records.get(sub.slurm_id)
@@ -208,6 +208,7 @@ def main(timeout_s: int, work: Path | None, extra_configs: tuple[Path, ...]) -> 
     jobcomp_path = os.environ.get("LOCAL_SLURM_JOBCOMP")
     if not jobcomp_path:
         raise click.ClickException("run me inside workflow_scripts/local_slurm.sh run -- ... (LOCAL_SLURM_JOBCOMP is unset)")
+    began = time.monotonic()
     work = work or Path(tempfile.mkdtemp(prefix="slurm-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
     check = Checks()
@@ -227,7 +228,7 @@ def main(timeout_s: int, work: Path | None, extra_configs: tuple[Path, ...]) -> 
         check_resume(check, work, run, records, reference)
     if reference is not None and reference.poll() is None:
         reference.kill()
-    print(f"work folder: {work}")
+    print(f"work folder: {work}; e2e took {time.monotonic() - began:.0f} s")
     print(f"slurm_e2e: {check.passed} passed, {check.failed} failed")
     sys.exit(1 if check.failed else 0)
 

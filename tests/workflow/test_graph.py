@@ -153,6 +153,19 @@ def test_changing_a_round_0_member_also_reruns_the_pseudo_labels_and_their_consu
     assert "finetune_mae2d" not in counts and "ssl_pretrain" not in counts
 
 
+def test_ensemble_from_existing_caches_builds_no_training_job(finished_smoke_run):
+    tmp = finished_smoke_run
+    config = load("configs/from_caches.yaml")
+    config["data"]["challenge"]["dir"] = "results/smoke/data"
+    config["ensemble"]["caches"] = {"dir": "results/smoke/probs", "members": "results/smoke/ensemble/members/final.txt"}
+    result = snakemake(tmp, write_config(tmp / "from_caches.yaml", config), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert set(job_counts(result.stdout)) == {
+        "link_challenge_data", "norm_stats", "stacker", "sidecar", "calibration",
+        "submission", "error_decomposition", "report_assets", "all",
+    }
+
+
 # ---------------------------------------------------------------- bad input: clear error before any job
 
 

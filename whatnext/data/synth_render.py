@@ -127,7 +127,7 @@ def _stretch(rgb: np.ndarray) -> np.ndarray:
 
 
 def _outlined(texture: Image.Image, alpha: np.ndarray) -> Image.Image:
-    """RGBA sprite: the texture inside ``alpha`` (float [h, w] in [0, 1]) with a dark one-pixel rim."""
+    """RGBA sprite: the texture inside ``alpha`` (float [h, w] in [0, 1]) with a dark two-pixel rim."""
     inner = Image.fromarray((alpha * 255).astype(np.uint8), "L")
     outer = np.asarray(inner.filter(ImageFilter.MaxFilter(5)), dtype=np.float32) / 255.0
     rgb = _stretch(np.asarray(texture)) * alpha[..., None]  # rim pixels stay dark

@@ -24,7 +24,7 @@ taken from the members' train+val twins.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -87,7 +87,6 @@ class StackerRun:
     config: FitConfig
     seed: int
     fit_seconds: float
-    extra_report: dict = field(default_factory=dict)
 
     @property
     def stacker(self) -> Aggregated:
@@ -123,7 +122,6 @@ class StackerRun:
             "steps_run": self.fit.steps_run,
             "fit_seconds": self.fit_seconds,
             **self.inputs.stack.report(),
-            **self.extra_report,
         }
 
 

@@ -46,6 +46,15 @@ def _check_deadline(ctx, param, value):
     return value
 
 
+def _check_device(ctx, param, value):
+    if value != "auto":
+        try:
+            torch.device(value)
+        except RuntimeError:
+            raise click.BadParameter(f"{value!r} is not a torch device (auto, cpu, cuda, cuda:1, ...)") from None
+    return value
+
+
 def _option_specs(defaults: dict) -> list:
     d = {f.name: f.default for f in dataclasses.fields(TrainOptions)} | defaults
     positive = click.IntRange(min=1)
@@ -59,6 +68,7 @@ def _option_specs(defaults: dict) -> list:
         click.option("--warmup-epochs", type=non_negative, default=d["warmup_epochs"], show_default=True, help="Linear warmup length in epochs (fractions allowed); cosine decay after it."),
         click.option("--threads", type=positive, default=d["threads"], help="torch intra-op threads (default: torch's choice)."),
         click.option("--workers", type=click.IntRange(min=0), default=d["workers"], show_default=True, help="DataLoader worker processes (results do not depend on it)."),
+        click.option("--device", default=d["device"], show_default=True, callback=_check_device, help="torch device: auto (CUDA if available), cpu, cuda, cuda:1..."),
         click.option("--resume-dir", type=click.Path(file_okay=False, path_type=Path), default=d["resume_dir"], help="Folder for the resumable state, OUTSIDE the declared outputs; removed after success."),
         click.option("--checkpoint-every", type=positive, default=d["checkpoint_every"], show_default=True, help="Save the resumable state every N steps."),
         click.option("--deadline", type=str, default=d["deadline"], callback=_check_deadline, help="ISO 8601 time by which to checkpoint and exit 75 (no zone: local time)."),

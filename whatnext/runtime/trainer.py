@@ -64,7 +64,8 @@ class TrainOptions:
     """Everything the shared training flags say (see :mod:`whatnext.runtime.cli_options`).
 
     ``lr`` is the peak learning rate, reached after ``warmup_epochs`` (fractions allowed);
-    times are in minutes; ``checkpoint_every`` counts optimiser steps.
+    times are in minutes; ``checkpoint_every`` counts optimiser steps; ``device`` is a torch
+    device name or ``"auto"`` (CUDA when available).
     """
 
     seed: int = 0
@@ -75,6 +76,7 @@ class TrainOptions:
     warmup_epochs: float = 0.0
     threads: int | None = None
     workers: int = 0
+    device: str = "auto"
     resume_dir: Path | None = None
     checkpoint_every: int = 100
     deadline: str | None = None
@@ -109,6 +111,24 @@ class TrainResult:
     history: list[dict]
     final_loss: float
     steps: int
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; anything else is a torch device name."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def to_device(batch, device: torch.device):
+    """Move the tensors of a batch (nested tuples, lists, dicts) to ``device``; other items stay."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: to_device(value, device) for key, value in batch.items()}
+    return batch
 
 
 def derive_seed(seed: int, *parts: int) -> int:
@@ -186,6 +206,7 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -
 def _rng_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "torch": torch.get_rng_state(),
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "python": random.getstate(),
@@ -194,6 +215,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
     npst = state["numpy"]
     np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
     version, internal, gauss = state["python"]
@@ -208,10 +231,11 @@ class Trainer:
     """Trains ``model`` on ``dataset`` by minimising ``loss_fn(model, batch) -> scalar tensor``.
 
     Args:
-        model: every trainable parameter it holds is optimised (AdamW), and its whole
-            ``state_dict`` goes into the resume state.
+        model: moved to ``options.device``; every trainable parameter it holds is optimised
+            (AdamW), and its whole ``state_dict`` goes into the resume state.
         dataset: indexable; ``collate_fn`` (default: torch's) makes batches of its items.
-            Batch size for throughput is ``len(batch[0])``.
+            Batches are moved to the device (:func:`to_device`); the batch size for
+            throughput is ``len(batch[0])``.
         loss_fn: one step's mean loss over the batch; may use the global torch RNG.
         options: the shared training flags.
         fingerprint: JSON-able description of everything else that decides the result
@@ -245,7 +269,8 @@ class Trainer:
         desc: str = "train",
         clock: Callable[[], float] = time.time,
     ):
-        self.model = model
+        self.device = resolve_device(options.device)
+        self.model = model.to(self.device)
         self.dataset = dataset
         self.loss_fn = loss_fn
         self.options = options
@@ -357,6 +382,7 @@ class Trainer:
             batch_sampler=keys,
             collate_fn=self.collate_fn,
             num_workers=self.options.workers,
+            pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(derive_seed(self.options.seed, epoch)),  # keeps the global RNG untouched
         )
         return iter(loader)
@@ -371,6 +397,7 @@ class Trainer:
         return None
 
     def _train_step(self, batch) -> tuple[float, int]:
+        batch = to_device(batch, self.device)
         loss = self.loss_fn(self.model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.step} (epoch {self.epoch})")
