@@ -88,19 +88,26 @@ rule submission:
 
 rule error_decomposition:
     input:
-        unpack(final_ensemble_inputs()),
+        data=data_inputs(),
+        probs=f"{R}/ensemble/stacker/train-val.npz",
     output:
         summary=f"{R}/analysis/error_decomposition/summary.json",
+        table=report(
+            f"{R}/analysis/error_decomposition/decomposition.csv",
+            caption="../report/error_decomposition.rst",
+            category="Error decomposition",
+        ),
+        pairs=f"{R}/analysis/error_decomposition/confused_pairs.csv",
+        confusion=f"{R}/analysis/error_decomposition/confusion.png",
     log:
         f"{LOGS}/analysis/error_decomposition.log",
     conda:
         CONDA_ENV
     params:
-        cache_dir=cache_dir,
         data=data_dir,
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "python -m whatnext.analysis.error_decomposition --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m whatnext.analysis.error_decomposition --probs {input.probs} --data {params.data} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule calibration:

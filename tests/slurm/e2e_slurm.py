@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from slurm_records import expected_comment, parse_run_log, parse_scontrol  # noqa: E402
+from slurm_records import dumped_logs, expected_comment, parse_run_log, parse_scontrol, shell_parts  # noqa: E402
 
 from workflow_scripts.time_limits import runtime_minutes  # noqa: E402
 
@@ -44,6 +44,7 @@ CONFIGS = [REPO / "configs" / "smoke.yaml", REPO / "tests" / "slurm" / "ci_overl
 # The job given too short a first limit (ci_profile: runtime_min_by_rule; ci_overlay: its long training).
 RESUME_RULE, RESUME_WILDCARDS, RESUME_KIND = "ssl_pretrain", {"family": "mae2d", "gen": "1"}, "encoder"
 RESUMED = re.compile(r"resumed from \S+ at step (\d+)/(\d+)")
+STOPPED = re.compile(r"incomplete: stopped at step (\d+)/(\d+)")  # in the failed tries' logs Snakemake prints
 
 
 class Checks:
@@ -83,12 +84,6 @@ def profile_mapping(rule: str) -> tuple[dict, bool]:
 
 def resume_job_submissions(run) -> list:
     return [s for s in run.submissions if s.rule == RESUME_RULE and s.wildcards == RESUME_WILDCARDS]
-
-
-def shell_parts(shell: str) -> tuple[list[str], str]:
-    """argv and log path of a rule's shell line ``python -m ... > LOG 2>&1``."""
-    command, _, redirect = shell.partition(" > ")
-    return shlex.split(command), redirect.split()[0]
 
 
 def start_reference(work: Path, shell: str) -> subprocess.Popen:
@@ -173,7 +168,7 @@ def check_records(check: Checks, run, records, jobcomp, config) -> None:
           str(sorted(run.remote_jobs ^ submitted_jobs)))
 
 
-def check_resume(check: Checks, work: Path, run, records, reference: subprocess.Popen | None) -> None:
+def check_resume(check: Checks, work: Path, run, records, reference: subprocess.Popen | None, checkpoint_every: int) -> None:
     """The job given too short a first limit: stopped unfinished, retried longer, resumed, same weights."""
     name = f"{RESUME_RULE}[{','.join(RESUME_WILDCARDS.values())}]"
     tries = resume_job_submissions(run)
@@ -188,6 +183,11 @@ def check_resume(check: Checks, work: Path, run, records, reference: subprocess.
     resumed = RESUMED.search((work / log_path).read_text())
     check(f"{name}: the last try resumed from a step > 0", bool(resumed) and int(resumed.group(1)) > 0,
           resumed.group(0) if resumed else f"no 'resumed from' line in {log_path}")
+    stops = STOPPED.findall(dumped_logs((work / "snakemake.log").read_text(), log_path))
+    if resumed and stops:  # a try killed by Slurm (TIMEOUT) prints no stop line: then the check above stands alone
+        lost = int(stops[-1][0]) - int(resumed.group(1))
+        check(f"{name}: at most one checkpoint interval ({checkpoint_every} steps) lost between tries",
+              0 <= lost <= checkpoint_every, f"stopped at step {stops[-1][0]}, resumed at {resumed.group(1)}")
     if not check(f"{name}: the uninterrupted reference run started", reference is not None):
         return
     started = time.monotonic()
@@ -225,7 +225,9 @@ def main(timeout_s: int, work: Path | None, extra_configs: tuple[Path, ...]) -> 
     print_records(run, records)
     check_records(check, run, records, jobcomp, run_config(configs))
     if rc == 0:
-        check_resume(check, work, run, records, reference)
+        config = run_config(configs)
+        every = merged(config.get("train", {}), config["ssl"][RESUME_WILDCARDS["family"]].get("train", {}))["checkpoint_every"]
+        check_resume(check, work, run, records, reference, every)
     if reference is not None and reference.poll() is None:
         reference.kill()
     print(f"work folder: {work}; e2e took {time.monotonic() - began:.0f} s")

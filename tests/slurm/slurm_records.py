@@ -9,6 +9,7 @@ with SLURM jobid <n>"). Used by the end-to-end check (tests/slurm/e2e_slurm.py) 
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 
 JOB_BLOCK = re.compile(r"^(?P<local>local)?rule (?P<rule>[A-Za-z_][A-Za-z0-9_]*):$")
@@ -141,3 +142,15 @@ def parse_run_log(text: str) -> RunLog:
 def expected_comment(rule: str, wildcards: dict[str, str]) -> str:
     """The ``--comment`` the slurm plugin gives a job: rule_<rule>[_wildcards_<values joined by _>]."""
     return f"rule_{rule}" + (f"_wildcards_{'_'.join(wildcards.values())}" if wildcards else "")
+
+
+def shell_parts(shell: str) -> tuple[list[str], str]:
+    """argv and log path of a rule's shell line ``python -m ... > LOG 2>&1``."""
+    command, _, redirect = shell.partition(" > ")
+    return shlex.split(command), redirect.split()[0]
+
+
+def dumped_logs(text: str, log_path: str) -> str:
+    """What Snakemake printed of ``log_path`` for the failed tries (between two lines of "=" after "Logfile ...:")."""
+    pattern = re.compile(rf"^Logfile {re.escape(log_path)}:\n=+\n(.*?)^=+$", re.MULTILINE | re.DOTALL)
+    return "".join(pattern.findall(text))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from slurm_records import expected_comment, parse_run_log, parse_scontrol, time_to_minutes  # noqa: E402
+from slurm_records import dumped_logs, expected_comment, parse_run_log, parse_scontrol, shell_parts, time_to_minutes  # noqa: E402
 
 SCONTROL = (
     "JobId=3 JobName=abc UserId=root(0) JobState=FAILED Reason=NonZeroExitCode ExitCode=1:0 RunTime=00:01:02 "
@@ -79,3 +79,14 @@ def test_jobs_inside_a_dumped_failure_log_are_not_jobs_of_the_run():
 def test_expected_comment_joins_the_wildcard_values_as_the_plugin_does():
     assert expected_comment("finetune_scratch", {"name": "conv3d", "fit": "train"}) == "rule_finetune_scratch_wildcards_conv3d_train"
     assert expected_comment("stacker", {}) == "rule_stacker"
+
+
+def test_shell_line_splits_into_argv_and_log():
+    argv, log = shell_parts("python -m whatnext.ssl.pretrain_mae2d --out a.pt  --seed 3 > logs/ssl.log 2>&1")
+    assert argv == ["python", "-m", "whatnext.ssl.pretrain_mae2d", "--out", "a.pt", "--seed", "3"] and log == "logs/ssl.log"
+
+
+def test_dumped_logs_of_one_file_are_collected_and_others_ignored():
+    text = ("Logfile logs/a.log:\n" + "=" * 80 + "\nstopped at step 5\n" + "=" * 80 + "\n"
+            "Logfile logs/b.log:\n" + "=" * 80 + "\nother\n" + "=" * 80 + "\n")
+    assert dumped_logs(text, "logs/a.log") == "stopped at step 5\n"

@@ -38,7 +38,6 @@ from whatnext.data.class_table import ClassTable, load_class_table
 from whatnext.data.synth_programs import CLIP_TIMES, Program, class_programs
 from whatnext.data.synth_render import Scene, render_frame, sample_scene
 from whatnext.runtime.atomic import atomic_open, atomic_path
-from whatnext.runtime.cli_options import BadInput
 
 TEST_CLIPS = 6912
 SPLITS = ("train", "val", "test")
@@ -156,6 +155,8 @@ def main(out: str, scale: float, size: int, seed: int, quality: int) -> None:
     try:
         plans = generate(out, scale, size, seed, quality)
     except ValueError as err:
+        from whatnext.runtime.cli_options import BadInput  # imports torch: only on the error path
+
         raise BadInput(str(err)) from err
     click.echo(" / ".join(f"{p.name} {len(p.labels)}" for p in plans) + f" clips written to {out}", err=True)
 

@@ -42,12 +42,12 @@ def read_clip_labels(data_dir: str | Path, split: str, num_classes: int) -> Clip
     ids = frame["video_id"].str.strip().to_numpy(dtype=str)
     duplicated = pd.Series(ids).duplicated()
     if duplicated.any():
-        raise ClipLabelsError(f"{path}: duplicate video_id {ids[duplicated.to_numpy()][0]!r}")
+        raise ClipLabelsError(f"{path}: duplicate video_id {str(ids[duplicated.to_numpy()][0])!r}")
     if split == "test":
         return ClipLabels(ids=ids, labels=np.full(len(ids), -1, dtype=np.int64))
     labels = pd.to_numeric(frame["label"], errors="coerce")
     bad = labels.isna() | (labels < 0) | (labels >= num_classes) | (labels % 1 != 0)
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
-        raise ClipLabelsError(f"{path}: clip {ids[row]!r} has label {frame['label'][row]!r}, not a class in 0..{num_classes - 1}")
+        raise ClipLabelsError(f"{path}: clip {str(ids[row])!r} has label {frame['label'][row]!r}, not a class in 0..{num_classes - 1}")
     return ClipLabels(ids=ids, labels=labels.to_numpy(dtype=np.int64))

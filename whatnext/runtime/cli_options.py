@@ -72,7 +72,7 @@ def _option_specs(defaults: dict) -> list:
         click.option("--resume-dir", type=click.Path(file_okay=False, path_type=Path), default=d["resume_dir"], help="Folder for the resumable state, OUTSIDE the declared outputs; removed after success."),
         click.option("--checkpoint-every", type=positive, default=d["checkpoint_every"], show_default=True, help="Save the resumable state every N steps."),
         click.option("--deadline", type=str, default=d["deadline"], callback=_check_deadline, help="ISO 8601 time by which to checkpoint and exit 75 (no zone: local time)."),
-        click.option("--time-budget-min", type=non_negative, default=d["time_budget_min"], help="Minutes this process may run before checkpointing and exiting 75."),
+        click.option("--time-budget-min", type=non_negative, default=d["time_budget_min"], help="Minutes of training (counted from its start, after data setup) before checkpointing and exiting 75."),
         click.option("--safety-margin-min", type=non_negative, default=d["safety_margin_min"], show_default=True, help="Minutes kept free before the deadline / budget / SLURM job end."),
         click.option("--log", type=click.Path(dir_okay=False, path_type=Path), default=d["log"], help="Also write the log to this file."),
     ]
