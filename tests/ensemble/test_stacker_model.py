@@ -12,7 +12,7 @@ from whatnext.ensemble.scoring import fold_accuracy
 from whatnext.ensemble.stacker_model import class_major_log_probs, fit_stacker, flat_prior_params, stacker_logits
 from whatnext.ensemble.synthetic_members import generate_members
 
-CONFIG = FitConfig(lr=0.1, max_steps=100, patience=15, penalty=1e-5)
+CONFIG = FitConfig(lr=0.2, max_steps=100, patience=15, penalty=1e-5)
 
 
 def specialists(num_clips=600, seed=0):

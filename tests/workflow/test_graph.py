@@ -153,6 +153,15 @@ def test_changing_a_round_0_member_also_reruns_the_pseudo_labels_and_their_consu
     assert "finetune_mae2d" not in counts and "ssl_pretrain" not in counts
 
 
+def test_html_report_builds_and_holds_the_report_assets(finished_smoke_run):
+    tmp = finished_smoke_run
+    result = snakemake(tmp, tmp / "smoke.yaml", "--report", "report.html")
+    assert result.returncode == 0, result.stderr
+    html = (tmp / "report.html").read_text()
+    for name in ("cascade_table.html", "held_out.csv", "confusion.png", "stacker_weights.png", "decomposition.csv"):
+        assert name in html
+
+
 def test_ensemble_from_existing_caches_builds_no_training_job(finished_smoke_run):
     tmp = finished_smoke_run
     config = load("configs/from_caches.yaml")

@@ -27,7 +27,7 @@ Params = dict[str, torch.Tensor]
 class FitConfig:
     """AdamW learning rate, step budget, early-stopping patience (steps), penalty strength."""
 
-    lr: float = 0.1
+    lr: float = 0.2
     max_steps: int = 300
     patience: int = 30
     penalty: float = 1e-5
