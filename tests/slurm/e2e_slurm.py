@@ -199,7 +199,7 @@ def check_resume(check: Checks, work: Path, run, records, reference: subprocess.
 
 
 @click.command()
-@click.option("--timeout-s", type=int, default=900, show_default=True, help="Hard limit of the snakemake run.")
+@click.option("--timeout-s", type=int, default=1200, show_default=True, help="Hard limit of the snakemake run.")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None, help="Work folder (default: a new temporary one).")
 @click.option("--configfile", "extra_configs", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Another config merged over the smoke graph's (repeatable).")
