@@ -91,7 +91,8 @@ link_config() {  # DIR: /etc/slurm/{slurm,gres}.conf -> DIR, refusing to replace
     local dir=$1 name
     mkdir -p "$ETC"
     for name in slurm.conf gres.conf; do
-        if [[ -e $ETC/$name || -L $ETC/$name ]] && ! grep -qF "$MARK" "$ETC/$name" 2>/dev/null; then
+        [[ -L $ETC/$name && ! -e $ETC/$name ]] && rm -f "$ETC/$name"  # dangling link left by a killed run
+        if [[ -e $ETC/$name ]] && ! grep -qF "$MARK" "$ETC/$name"; then
             die "$ETC/$name exists and was not written by this script; not touching a real cluster's config"
         fi
         ln -sfn "$dir/$name" "$ETC/$name"

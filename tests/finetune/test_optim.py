@@ -51,3 +51,8 @@ def test_every_trainable_parameter_is_in_exactly_one_group():
     grouped = [id(p) for g in layer_decay_groups(model, 1.0, 0.05, 0.75) for p in g["params"]]
     trainable = [id(p) for p in model.parameters() if p.requires_grad]
     assert sorted(grouped) == sorted(trainable)
+
+
+def test_first_group_is_the_head_at_the_base_rate():
+    """The trainer reports the first group's rate as the run's learning rate."""
+    assert layer_decay_groups(TinyViT(), 2e-3, 0.05, 0.5)[0]["lr"] == 2e-3

@@ -63,6 +63,14 @@ def test_interrupted_run_exits_75_and_resumes_to_the_uninterrupted_weights(micro
     assert not (tmp_path / "resume").exists()
 
 
+def test_exhausted_time_budget_exits_75_with_state_saved_and_no_outputs(micro_data_dir, tmp_path):
+    extra = ["--time-budget-min", "0", "--safety-margin-min", "0", "--resume-dir", tmp_path / "resume"]
+    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=extra))
+    assert result.exit_code == EXIT_INCOMPLETE
+    assert (tmp_path / "resume" / "trainer_state.pt").is_file()
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "m.json").exists()
+
+
 def test_mae2d_track_with_both_aux_losses_trains_and_keeps_aux_head_out_of_checkpoint(micro_data_dir, mae2d_encoder_ckpt, tmp_path):
     args = ["--data", micro_data_dir, "--encoder-ckpt", mae2d_encoder_ckpt, "--head", "perceiver", "--fit", "train",
             "--aux", "pair_direction", "--aux", "consistency", "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]

@@ -21,6 +21,7 @@ import copy
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -200,15 +201,18 @@ def check_resume(check: Checks, work: Path, run, records, reference: subprocess.
 
 @click.command()
 @click.option("--timeout-s", type=int, default=1200, show_default=True, help="Hard limit of the snakemake run.")
-@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None, help="Work folder (default: a new temporary one).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Work folder (default: a new temporary one, removed if every check passed).")
+@click.option("--keep", is_flag=True, help="Keep the temporary work folder even if every check passed.")
 @click.option("--configfile", "extra_configs", multiple=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Another config merged over the smoke graph's (repeatable).")
-def main(timeout_s: int, work: Path | None, extra_configs: tuple[Path, ...]) -> None:
+def main(timeout_s: int, work: Path | None, keep: bool, extra_configs: tuple[Path, ...]) -> None:
     """Run the smoke graph on the local Slurm and check Slurm's records (see the module docstring)."""
     jobcomp_path = os.environ.get("LOCAL_SLURM_JOBCOMP")
     if not jobcomp_path:
         raise click.ClickException("run me inside workflow_scripts/local_slurm.sh run -- ... (LOCAL_SLURM_JOBCOMP is unset)")
     began = time.monotonic()
+    created = work is None
     work = work or Path(tempfile.mkdtemp(prefix="slurm-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
     check = Checks()
@@ -222,15 +226,19 @@ def main(timeout_s: int, work: Path | None, extra_configs: tuple[Path, ...]) -> 
     records = parse_scontrol(scontrol)
     jobcomp = parse_scontrol(Path(jobcomp_path).read_text()) if Path(jobcomp_path).is_file() else {}
     run = parse_run_log(log)
+    config = run_config(configs)
     print_records(run, records)
-    check_records(check, run, records, jobcomp, run_config(configs))
+    check_records(check, run, records, jobcomp, config)
     if rc == 0:
-        config = run_config(configs)
         every = merged(config.get("train", {}), config["ssl"][RESUME_WILDCARDS["family"]].get("train", {}))["checkpoint_every"]
         check_resume(check, work, run, records, reference, every)
     if reference is not None and reference.poll() is None:
         reference.kill()
-    print(f"work folder: {work}; e2e took {time.monotonic() - began:.0f} s")
+    if check.failed or keep:
+        print(f"work folder (kept): {work}")
+    elif created:
+        shutil.rmtree(work)
+    print(f"e2e took {time.monotonic() - began:.0f} s")
     print(f"slurm_e2e: {check.passed} passed, {check.failed} failed")
     sys.exit(1 if check.failed else 0)
 

@@ -81,6 +81,23 @@ def test_paper_dry_run_feeds_exactly_95_members_to_the_stacker(paper_dry_run):
     assert sum(m.startswith("cascade-") for m in members) == 80
 
 
+def test_paper_ssl_generation_g_starts_from_generation_g_minus_1(paper_dry_run):
+    jobs = [job for job in dry_run_jobs(paper_dry_run) if job.rule == "ssl_pretrain"]
+    for job in jobs:
+        family, gen = job.fields["wildcards"].replace("family=", "").replace("gen=", "").split(", ")
+        previous = [p for p in job.inputs if p.endswith("encoder.pt")]
+        expected = [f"results/paper/ssl/{family}/gen{int(gen) - 1}/encoder.pt"] if int(gen) > 1 else []
+        assert previous == expected, job.fields
+
+
+def test_paper_round_r_members_train_on_round_r_pseudo_labels(paper_dry_run):
+    jobs = [job for job in dry_run_jobs(paper_dry_run) if job.rule == "finetune_cascade"]
+    for job in jobs:
+        round_ = job.fields["wildcards"].split("round=")[1].split(",")[0]
+        pseudo = [p for p in job.inputs if "/pseudo/" in p]
+        assert pseudo == ([f"results/paper/pseudo/round{round_}.csv"] if round_ != "0" else []), job.fields
+
+
 def test_paper_sidecar_reads_the_train_val_twins_of_all_95_members(paper_dry_run):
     assert len(members_read_by(paper_dry_run, "sidecar")) == 95
 

@@ -41,7 +41,8 @@ def layer_decay_groups(model: nn.Module, base_lr: float, weight_decay: float, la
                        encoder_prefix: str = "encoder.") -> list[dict]:
     """AdamW groups ``{"params", "lr", "weight_decay"}``, one per (depth, decayed or not); frozen parameters left out.
 
-    ``layer_decay = 1`` gives every parameter ``base_lr``.
+    Groups run from the top (the head, at ``base_lr``: the rate the trainer's metrics report) down to
+    the embedding. ``layer_decay = 1`` gives every parameter ``base_lr``.
     """
     num_blocks = count_blocks(model, encoder_prefix)
     groups: dict[tuple[int, bool], dict] = {}
@@ -55,4 +56,4 @@ def layer_decay_groups(model: nn.Module, base_lr: float, weight_decay: float, la
             {"params": [], "lr": base_lr * layer_decay ** (num_blocks + 1 - depth), "weight_decay": 0.0 if exempt else weight_decay},
         )
         group["params"].append(param)
-    return [groups[key] for key in sorted(groups)]
+    return [groups[key] for key in sorted(groups, reverse=True)]
