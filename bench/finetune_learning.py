@@ -1,7 +1,7 @@
 """Learning check of the finetuning tracks on generated data (issue 4, point 6; run on demand).
 
     python bench/finetune_learning.py --data DATA [--mae2d-ckpt ENC.pt] [--videomae-ckpt ENC.pt] --out-dir DIR \
-        [--epochs 6] [--batch-size 32] [--lr 1e-3] [--threads 1] [--only NAME ...]
+        [--epochs 6] [--batch-size 32] [--lr 1e-3] [--threads 1] [--only NAME ...] [--extra=--FLAG=VALUE ...]
 
 Runs each case through its CLI (``python -m whatnext.finetune.track_a_*``, ``--fit train``) with the
 same training flags and prints, per case, the validation top-1/top-5 of the last epoch, the
@@ -89,10 +89,11 @@ def run_case(name: str, args: list[str], data: Path, out_dir: Path, train_flags:
 @click.option("--threads", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--only", multiple=True, help="Run only the cases whose name contains this text (repeatable).")
-def main(data, mae2d_ckpt, videomae_ckpt, out_dir, epochs, batch_size, lr, threads, seed, only):
+@click.option("--extra", multiple=True, help="Extra flag for every case, e.g. --extra=--crop-min=0.8 (repeatable).")
+def main(data, mae2d_ckpt, videomae_ckpt, out_dir, epochs, batch_size, lr, threads, seed, only, extra):
     out_dir.mkdir(parents=True, exist_ok=True)
     flags = ["--epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--threads", str(threads),
-             "--seed", str(seed), "--warmup-epochs", "1"]
+             "--seed", str(seed), "--warmup-epochs", "1", *extra]
     print(f"data {data}, flags {' '.join(flags)}\n")
     print("| case | val top-1 | val top-5 | majority | top-1 / majority | top-1 by epoch | wall s | CPU s |")
     print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
