@@ -14,6 +14,7 @@ train + probe clips). Never run in CI.
 
 from __future__ import annotations
 
+import os
 import time
 
 import click
@@ -71,9 +72,9 @@ def generate_problem(num_members: int, num_val: int, num_test: int, seed: int):
     """
     table = load_class_table()
     rng = np.random.default_rng(seed)
-    strength = rng.uniform(2.0, 3.0, size=(num_members, 1)) + rng.normal(0.0, 1.0, size=(num_members, table.num_classes))
+    strength = rng.uniform(float(os.environ.get("LO", 2.0)), 3.0, size=(num_members, 1)) + rng.normal(0.0, 1.0, size=(num_members, table.num_classes))
     strength = strength.clip(0).astype(np.float32)
-    kwargs = dict(shared_noise=0.0, own_noise=1.0, difficulty_spread=2.0, class_weights=np.array(table.val_clips, dtype=float))
+    kwargs = dict(shared_noise=0.0, own_noise=float(os.environ.get("OWN", 1.0)), difficulty_spread=2.0, class_weights=np.array(table.val_clips, dtype=float))
     val = generate_members(strength, num_val, seed=seed + 1, **kwargs)
     test = generate_members(strength, num_test, seed=seed + 2, **kwargs)
     return val.probs, test.probs, val.labels

@@ -25,12 +25,14 @@ Params = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class FitConfig:
-    """AdamW learning rate, step budget, early-stopping patience (steps), penalty strength."""
+    """AdamW learning rate, step budget, early-stopping patience (steps), penalty strength,
+    and the probe score selected on: ``"nll"`` (cross-entropy) or ``"error"`` (1 - top-1 accuracy)."""
 
     lr: float = 0.2
     max_steps: int = 300
     patience: int = 30
     penalty: float = 1e-5
+    select_on: str = "nll"
 
 
 @dataclass
@@ -39,7 +41,7 @@ class BatchedFit:
 
     params: Params  # tensors with leading dim F, detached
     best_step: np.ndarray  # int [F]: update count of the selected parameters
-    best_probe_loss: np.ndarray  # float [F]: probe cross-entropy (nats) at best_step
+    best_probe_loss: np.ndarray  # float [F]: probe score (cross-entropy in nats, or error) at best_step
     steps_run: int  # updates performed by the batch
 
 
@@ -56,6 +58,15 @@ def per_clip_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy in nats of every clip under every fold: logits [F, n, C], labels [n] -> [F, n]."""
     target = labels.expand(logits.shape[0], -1).unsqueeze(-1)
     return torch.logsumexp(logits, dim=-1) - logits.gather(-1, target).squeeze(-1)
+
+
+def probe_score(logits: torch.Tensor, nll: torch.Tensor, labels: torch.Tensor, select_on: str) -> torch.Tensor:
+    """Per-clip score to minimise on the probe clips, [F, n]: the NLL itself, or the top-1 error."""
+    if select_on == "nll":
+        return nll
+    if select_on == "error":
+        return (logits.argmax(dim=-1) != labels).to(nll.dtype)
+    raise ValueError(f"select_on must be 'nll' or 'error', got {select_on!r}")
 
 
 def fit_batched(
@@ -82,9 +93,10 @@ def fit_batched(
     optimiser = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=0.0)
     step = 0
     for step in range(config.max_steps + 1):
-        nll = per_clip_nll(logits_fn(params), labels_t)
+        logits = logits_fn(params)
+        nll = per_clip_nll(logits, labels_t)
         with torch.no_grad():
-            probe_loss = (nll * probe_w).sum(dim=1)
+            probe_loss = (probe_score(logits, nll, labels_t, config.select_on) * probe_w).sum(dim=1)
             improved = active & (probe_loss < best_loss)
             for name, value in params.items():
                 best[name][improved] = value[improved]
