@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -70,9 +72,12 @@ def test_held_out_clips_reach_neither_fitting_nor_early_stopping(fitted):
     assert not torch.equal(refit.R[1:], fit.R[1:])  # the change does reach the folds that train on those clips
 
 
-def test_batched_fit_matches_the_per_fold_loop_reference(fitted, bench_stacker):
-    members, folds, _, fit = fitted
-    reference = bench_stacker.fit_per_fold_loop(members.probs, members.labels, folds, CONFIG)
+@pytest.mark.parametrize("select_on", ["nll", "error"])
+def test_batched_fit_matches_the_per_fold_loop_reference(fitted, bench_stacker, select_on):
+    members, folds, log_probs, _ = fitted
+    config = dataclasses.replace(CONFIG, select_on=select_on)
+    fit = fit_stacker(log_probs, members.labels, folds, config)
+    reference = bench_stacker.fit_per_fold_loop(members.probs, members.labels, folds, config)
     np.testing.assert_array_equal(reference["best_step"], fit.best_step)
     np.testing.assert_allclose(reference["R"], fit.R.numpy(), atol=1e-5)
     np.testing.assert_allclose(reference["b"], fit.b.numpy(), atol=1e-5)

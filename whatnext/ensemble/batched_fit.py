@@ -6,10 +6,13 @@ the cross-entropy over f's training clips only, the probe loss over f's probe cl
 Because the summed loss separates over folds and AdamW is element-wise, the folds are
 optimised exactly as F independent runs would be, at the cost of one batched op per step.
 
-Early stopping, per fold: the probe loss is measured before every step (step 0 = the
-initial parameters); a fold keeps the parameters of its lowest probe loss and stops
-updating that choice once ``patience`` steps pass without strict improvement. The loop
-ends when every fold has stopped or after ``max_steps`` updates.
+Early stopping, per fold: the probe score (top-1 error by default, or cross-entropy) is
+measured before every step (step 0 = the initial parameters); a fold keeps the parameters
+of its lowest probe score and stops updating that choice once ``patience`` steps pass
+without strict improvement. The loop ends when every fold has stopped or after
+``max_steps`` updates. Selecting on the error rather than the cross-entropy matters for the
+stacker: its weights sum to 1 per class, so it can only sharpen an under-confident average
+by concentrating weight on fewer members, which lowers the NLL but can cost accuracy.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ class FitConfig:
     max_steps: int = 300
     patience: int = 30
     penalty: float = 1e-5
-    select_on: str = "nll"
+    select_on: str = "error"
 
 
 @dataclass

@@ -37,7 +37,7 @@ from whatnext.ensemble.stacker_model import class_major_log_probs, fit_stacker, 
 from whatnext.runtime.atomic import atomic_open, write_json
 from whatnext.runtime.cli_options import BadInput
 
-TEMPERATURE_FIT = FitConfig(lr=0.05, max_steps=200, patience=200, penalty=0.0)
+TEMPERATURE_FIT = FitConfig(lr=0.05, max_steps=200, patience=200, penalty=0.0, select_on="nll")
 # The linear and MLP baselines have ~M*C*C parameters per fold: smaller steps, stronger pull.
 BASELINE_FIT = FitConfig(lr=0.01, max_steps=300, patience=30, penalty=1e-3)
 

@@ -190,6 +190,7 @@ def stacking_options(command):
         click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Full-batch steps at most."),
         click.option("--patience", default=FitConfig.patience, show_default=True, type=click.IntRange(1), help="Early-stopping patience (steps)."),
         click.option("--penalty", default=FitConfig.penalty, show_default=True, type=click.FloatRange(0), help="Tikhonov strength toward the flat prior."),
+        click.option("--select-on", type=click.Choice(["error", "nll"]), default=FitConfig.select_on, show_default=True, help="Probe score for early stopping."),
         click.option("--strict", is_flag=True, help="Fail instead of skipping an unusable member."),
         click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch CPU threads (more only on an otherwise idle machine)."),
     ]
@@ -199,7 +200,7 @@ def stacking_options(command):
 
 
 def run_stage(test_fit: str, cache_dir, members_file, data_dir, out_path, report_path, weights_path, test_probs_path,
-              oof_probs_path, num_folds, seed, lr, max_steps, patience, penalty, strict, threads) -> StackerRun:
+              oof_probs_path, num_folds, seed, lr, max_steps, patience, penalty, select_on, strict, threads) -> StackerRun:
     """Everything a stacking CLI does, with errors as ClickException naming the file or member."""
     torch.set_num_threads(threads)
     out_path = Path(out_path)
@@ -208,7 +209,7 @@ def run_stage(test_fit: str, cache_dir, members_file, data_dir, out_path, report
         inputs = load_stacking_inputs(cache_dir, members, data_dir, test_fit=test_fit, strict=strict)
         for skip in inputs.stack.skipped:
             click.echo(f"skipped member {skip.member} ({skip.reason}): {skip.detail}", err=True)
-        run = run_stacker(inputs, num_folds, seed, FitConfig(lr=lr, max_steps=max_steps, patience=patience, penalty=penalty))
+        run = run_stacker(inputs, num_folds, seed, FitConfig(lr=lr, max_steps=max_steps, patience=patience, penalty=penalty, select_on=select_on))
         submission = build_submission(inputs.test.ids, inputs.test.ids, run.stacker.test_probs.argmax(axis=1), run.stacker.test_probs.shape[1])
     except (MemberError, ClipLabelsError, SubmissionError, ValueError) as err:
         raise BadInput(str(err)) from None
