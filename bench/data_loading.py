@@ -14,7 +14,8 @@ the same N training clips:
   decoding to 1.15 x that size with JPEG draft mode off and on, and draft-only (``resize=False``: the
   draft-scaled frame goes straight to the random resized crop).
 
-The ratio column divides by the raw decode rate of the same decode mode (the target is >= 0.8).
+The ratio column is the median over rounds of (raw decode time of the same decode mode / the pass's time)
+in that round, less sensitive to the machine's changing load than a ratio of medians (target >= 0.8).
 """
 
 from __future__ import annotations
@@ -33,16 +34,16 @@ from whatnext.data.zip_dataset import ClipDataset, decode_jpeg
 MEAN, STD = [0.45] * 3, [0.25] * 3
 
 
-def rates(passes: dict, n: int, repeats: int) -> dict:
-    """Median clips per CPU second of each pass (a function reading n clips), over ``repeats`` rounds that
-    interleave the passes: CPU time of this process, so other jobs on a shared machine do not count."""
+def round_times(passes: dict, repeats: int) -> dict:
+    """CPU seconds of each pass (a function reading the clips) in each of ``repeats`` rounds that interleave
+    the passes: CPU time of this process, so other jobs on a shared machine do not count."""
     times = {name: [] for name in passes}
     for _ in range(repeats):
         for name, fn in passes.items():
             start = time.process_time()
             fn()
             times[name].append(time.process_time() - start)
-    return {name: n / statistics.median(t) for name, t in times.items()}
+    return times
 
 
 @click.command()
@@ -83,14 +84,15 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
             (f"raw JPEG decode, draft only (>= {resize} px)", f">={resize}", "on", "draft-only"): raw(resize, True, False),
             ("reader(draft only) + augmentation", cpu_size, "on", "draft-only"): pipeline(cpu_size, resize, True, resize=False),
         }
-        measured = rates(passes, n, repeats)
-    floors = {key[3]: clips_s for key, clips_s in measured.items() if key[0].startswith("raw")}
+        times = round_times(passes, repeats)
+    floors = {key[3]: t for key, t in times.items() if key[0].startswith("raw")}
     click.echo(f"{n} clips of 4 x {source_px} px JPEG frames, 1 thread, clips per CPU second, median of {repeats} rounds\n")
     click.echo(f"| {'path':<44} | out px | draft | clips/CPU-s | ratio to raw decode of the same mode |")
     click.echo(f"| {'-' * 44} | ------ | ----- | ----------- | {'-' * 36} |")
-    for (name, px, draft, mode), clips_s in measured.items():
-        ratio = f"{clips_s / floors[mode]:.2f} ({mode})"
-        click.echo(f"| {name:<44} | {px:>6} | {draft:>5} | {clips_s:>11.1f} | {ratio:<36} |")
+    for (name, px, draft, mode), t in times.items():
+        clips_s = n / statistics.median(t)
+        ratio = statistics.median(raw / own for raw, own in zip(floors[mode], t))  # within a round: same machine load
+        click.echo(f"| {name:<44} | {px:>6} | {draft:>5} | {clips_s:>11.1f} | {f'{ratio:.2f} ({mode})':<36} |")
 
 
 if __name__ == "__main__":

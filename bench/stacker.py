@@ -43,7 +43,7 @@ def fit_per_fold_loop(probs: np.ndarray, labels: np.ndarray, folds: NestedFolds,
     for train, probe in zip(folds.train(), folds.probe()):
         R = torch.zeros(members, classes, requires_grad=True)
         b = torch.zeros(classes, requires_grad=True)
-        optimiser = torch.optim.AdamW([R, b], lr=config.lr, weight_decay=0.0)
+        optimiser = torch.optim.AdamW([R, b], lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
         best, best_loss, best_step = (R.detach().clone(), b.detach().clone()), float("inf"), 0
         for step in range(config.max_steps + 1):
             logits = torch.einsum("ic,inc->nc", torch.softmax(R, dim=0), log_p) + b

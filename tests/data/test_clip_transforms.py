@@ -83,3 +83,59 @@ def test_colour_jitter_stays_within_the_normalised_unit_range():
     out = ColourJitterNormalise(0.9, MEAN, STD)(ramp_clip())
     lo, hi = -torch.tensor(MEAN) / torch.tensor(STD), (1 - torch.tensor(MEAN)) / torch.tensor(STD)
     assert (out >= lo[:, None, None] - 1e-6).all() and (out <= hi[:, None, None] + 1e-6).all()
+
+
+def test_fast_resized_crop_matches_torchvision_within_one_grey_level():
+    from torchvision.transforms.v2 import functional as F
+
+    from whatnext.data.clip_transforms import resized_crop
+
+    clip = torch.randint(0, 256, (4, 3, 40, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    for top, left, height, width, size in [(3, 5, 30, 20, 24), (0, 0, 40, 48, 16), (7, 2, 11, 13, 32)]:
+        ref = F.resized_crop(clip, top, left, height, width, [size, size], antialias=True)
+        for frames in (clip, clip.contiguous(memory_format=torch.channels_last)):
+            out = resized_crop(frames, top, left, height, width, size)
+            assert out.shape == ref.shape and (out.int() - ref.int()).abs().max() <= 1
+
+
+def test_colour_normalise_ignores_the_input_memory_format():
+    from whatnext.data.clip_transforms import ColourJitterNormalise
+
+    clip = ramp_clip()
+    torch.manual_seed(5)
+    planar = ColourJitterNormalise(0.4, MEAN, STD)(clip)
+    torch.manual_seed(5)
+    channels_last = ColourJitterNormalise(0.4, MEAN, STD)(clip.contiguous(memory_format=torch.channels_last))
+    assert torch.equal(planar, channels_last)
+
+
+def test_train_transform_is_reproducible_for_a_seed():
+    clip = torch.randint(0, 256, (4, 3, 30, 30), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(7)
+    first = [TrainTransform(16, MEAN, STD)(clip, 18) for _ in range(3)]
+    torch.manual_seed(7)
+    second = [TrainTransform(16, MEAN, STD)(clip, 18) for _ in range(3)]
+    assert all(torch.equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(first, second))
+
+
+def test_train_transform_without_jitter_or_flip_is_the_normalised_torchvision_resized_crop():
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as F
+
+    clip = torch.randint(0, 256, (4, 3, 30, 40), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(11)
+    top, left, height, width = v2.RandomResizedCrop.get_params(clip, [0.35, 1.0], [3 / 4, 4 / 3])
+    ref = F.resized_crop(clip, top, left, height, width, [16, 16], antialias=True).float() / 255
+    ref = (ref - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    torch.manual_seed(11)
+    out, label = TrainTransform(16, MEAN, STD, jitter=0.0, flip_p=0.0)(clip, 18)
+    assert label == 18 and out.shape == (4, 3, 16, 16)
+    assert (out - ref).abs().max() <= 1 / 255 / min(STD) + 1e-5  # at most one grey level of resampling rounding
+
+
+def test_colour_normalise_without_jitter_is_the_plain_normalisation():
+    from whatnext.data.clip_transforms import ColourJitterNormalise
+
+    clip = ramp_clip()
+    expected = (clip.float() / 255 - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]
+    assert torch.allclose(ColourJitterNormalise(0.0, MEAN, STD)(clip), expected, atol=1e-5)

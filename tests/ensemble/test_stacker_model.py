@@ -79,7 +79,8 @@ def test_batched_fit_matches_the_per_fold_loop_reference(fitted, bench_stacker, 
     fit = fit_stacker(log_probs, members.labels, folds, config)
     reference = bench_stacker.fit_per_fold_loop(members.probs, members.labels, folds, config)
     np.testing.assert_array_equal(reference["best_step"], fit.best_step)
-    np.testing.assert_allclose(reference["R"], fit.R.numpy(), atol=1e-5)
+    reference_weights = torch.softmax(torch.as_tensor(reference["R"]), dim=1).numpy()
+    np.testing.assert_allclose(reference_weights, fit.weights().numpy(), atol=1e-5)
     np.testing.assert_allclose(reference["b"], fit.b.numpy(), atol=1e-5)
 
 

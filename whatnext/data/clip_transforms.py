@@ -1,9 +1,9 @@
 """Clip-coherent transforms: uint8 frames [T, C, H, W] -> normalised float32 [T, C, size, size].
 
 Augmentation draws its random parameters once per clip (``v2.RandomResizedCrop.get_params``) and applies
-them to all T frames, so motion between frames is preserved. The
-horizontal flip is label-aware: a flipped clip of class c is labelled ``mirror_permutation()[c]`` of the
-class table (18 <-> 19 in the challenge). Normalisation uses the training split's statistics
+them to all T frames at once, so motion between frames is preserved. The horizontal flip is label-aware: a
+flipped clip of class c is labelled ``mirror_permutation()[c]`` of the class table (18 <-> 19 in the
+challenge). Normalisation uses the training split's statistics
 (``norm_stats.json``), never ImageNet constants. Randomness comes from torch's global generator (which
 DataLoader seeds per worker), so a seeded run is reproducible.
 """
@@ -53,22 +53,24 @@ class ColourJitterNormalise:
 
     def __init__(self, strength: float, mean: Sequence[float], std: Sequence[float]):
         self.strength = strength
-        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
-        self.luma = torch.tensor(LUMA)
-        self.luma_rows = self.luma[None, :].expand(3, 3)  # 1 luma^T
-        self.bounds = list(zip((-self.mean / self.std).tolist(), ((1 - self.mean) / self.std).tolist()))
+        self.mean, self.std = [float(m) for m in mean], [float(d) for d in std]
+        self.bounds = [(-m / d, (1 - m) / d) for m, d in zip(self.mean, self.std)]
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        b, c, s = (1 + self.strength * (2 * torch.rand(3) - 1)).tolist()
+        b, c, s = (1 + self.strength * (2 * u - 1) for u in torch.rand(3).tolist())
         t, _, h, w = frames.shape
         x = torch.empty(t, 3, h, w).copy_(frames)  # 0..255, planar whatever the input's memory format
-        mean_luma = (self.luma @ x.mean(dim=(0, 2, 3))).item() / 255.0
-        saturate = torch.lerp(self.luma_rows, torch.eye(3), s)  # s I + (1 - s) 1 luma^T
-        matrix = saturate.mul_(b * c / 255.0).div_(self.std[:, None])
-        offset = (b * (1 - c) * mean_luma - self.mean) / self.std
-        out = F.conv2d(x, matrix[:, :, None, None], offset)  # the 3x3 colour matrix as a 1x1 convolution
-        for channel, (lo, hi) in enumerate(self.bounds):
-            out[:, channel].clamp_(lo, hi)  # scalar bounds: much faster than broadcast tensor bounds
+        mean_luma = sum(l * m for l, m in zip(LUMA, x.mean(dim=(0, 2, 3)).tolist())) / 255.0
+        # per-clip 3x3 matrix and offset as Python floats: a dozen tiny tensor ops would cost more than the pass
+        matrix = [[b * c * (s * (i == k) + (1 - s) * LUMA[k]) / (255.0 * d) for k in range(3)] for i, d in enumerate(self.std)]
+        offset = [(b * (1 - c) * mean_luma - m) / d for m, d in zip(self.mean, self.std)]
+        out = F.conv2d(x, torch.tensor(matrix)[:, :, None, None], torch.tensor(offset))  # the matrix as a 1x1 convolution
+        for channel, (row, shift, (lo, hi)) in enumerate(zip(matrix, offset, self.bounds)):
+            # clamp only a side the matrix can reach from [0, 255]^3 (none without jitter); scalar bounds per
+            # channel are much faster than broadcast tensor bounds
+            low, high = shift + 255 * sum(min(m, 0) for m in row), shift + 255 * sum(max(m, 0) for m in row)
+            if low < lo or high > hi:
+                out[:, channel].clamp_(lo if low < lo else None, hi if high > hi else None)
         return out
 
 
@@ -77,13 +79,12 @@ def resized_crop(frames: torch.Tensor, top: int, left: int, height: int, width: 
     antialiased bilinear ``F.interpolate`` of the whole clip, as ``v2.functional.resized_crop`` with
     ``antialias=True``. uint8 [T, C, H, W] (any strides) -> uint8 [T, C, size, size] (channels-last memory).
 
-    The crop is a view; channels-last memory puts uint8 RGB on torch's vectorised resampling kernel (about
+    Channels-last memory (the reader's own) puts uint8 RGB on torch's vectorised resampling kernel (about
     3x faster than the planar one). The result can differ from torchvision's by one grey level (rounding).
     """
-    crop = frames[..., top : top + height, left : left + width]
+    crop = frames[..., top : top + height, left : left + width].contiguous(memory_format=torch.channels_last)
     if (height, width) == (size, size):
-        return crop.contiguous()
-    crop = crop.contiguous(memory_format=torch.channels_last)
+        return crop
     return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 

@@ -15,12 +15,12 @@ free (the generator writes the class name): labels always come from the CSV. One
 layout is ``layout=``: any callable mapping a member path (``/``-separated) to ``FrameRef(split, video_id,
 k)`` or None for members that are not frames.
 
-Items are ``(frames, label, clip_id)``: frames uint8 [4, 3, H, W] (RGB), label int (-1 for test), clip_id
-the CSV's ``video_id`` string. Reading from the zip never extracts; each process (and each DataLoader
-worker, detected by its pid) opens its own handle lazily. The frame index (which members make which
-clip) is built once per data source and process (about 2 s of CPU for the full challenge zip of 234,600
-members) and cached in memory, keyed on the source's path, size and modification time; DataLoader
-workers inherit it. ``frame_size`` decodes to a smaller square, with Pillow's JPEG draft mode
+Items are ``(frames, label, clip_id)``: frames uint8 [4, 3, H, W] (RGB, in channels-last memory), label int
+(-1 for test), clip_id the CSV's ``video_id`` string. Reading from the zip never extracts; each process
+(and each DataLoader worker, detected by its pid) opens its own handle lazily. The frame index (which
+members make which clip) is built once per data source and process (about 2 s of CPU for the full
+challenge zip of 234,600 members) and cached in memory, keyed on the source's path, size and modification
+time; DataLoader workers inherit it. ``frame_size`` decodes to a smaller square, with Pillow's JPEG draft mode
 (``decode_jpeg``).
 
 Bad input raises ``DataFormatError`` naming the file and the clip: a CSV without its columns or with
@@ -296,7 +296,8 @@ class ClipDataset(torch.utils.data.Dataset):
         return len(self.clip_ids)
 
     def read_frames(self, i: int) -> torch.Tensor:
-        """Decoded frames of clip i: uint8 [4, 3, H, W]."""
+        """Decoded frames of clip i: uint8 [4, 3, H, W], in channels-last memory (the decoder's own layout,
+        no transposing copy; torch's uint8 resampling is fastest on it)."""
         decoded = []
         for member in self.members[i]:
             try:
@@ -306,7 +307,7 @@ class ClipDataset(torch.utils.data.Dataset):
         shapes = {f.shape for f in decoded}
         if len(shapes) != 1:
             raise DataFormatError(f"{self.source.path}: clip {self.clip_ids[i]}: frames differ in size {sorted(shapes)}")
-        return torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).contiguous()
+        return torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2)
 
     def __getitem__(self, i: int):
         frames, label = self.read_frames(i), int(self.labels[i])

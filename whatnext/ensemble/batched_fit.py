@@ -29,13 +29,17 @@ Params = dict[str, torch.Tensor]
 @dataclass(frozen=True)
 class FitConfig:
     """AdamW learning rate, step budget, early-stopping patience (steps), penalty strength,
-    and the probe score selected on: ``"nll"`` (cross-entropy) or ``"error"`` (1 - top-1 accuracy)."""
+    the probe score selected on (``"error"``: 1 - top-1 accuracy, or ``"nll"``), and AdamW's
+    epsilon. Adam divides each gradient by its running magnitude, so with the default 1e-8 a
+    gradient that is zero up to float rounding (e.g. of a class with few clips) takes full-size
+    steps in a direction set by the rounding; 1e-6 treats such gradients as zero."""
 
     lr: float = 0.2
     max_steps: int = 300
     patience: int = 30
     penalty: float = 1e-5
     select_on: str = "error"
+    adam_eps: float = 1e-6
 
 
 @dataclass
@@ -93,7 +97,7 @@ def fit_batched(
     best_loss = torch.full((folds,), float("inf"))
     best_step = torch.zeros(folds, dtype=torch.int64)
     active = torch.ones(folds, dtype=torch.bool)
-    optimiser = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=0.0)
+    optimiser = torch.optim.AdamW(list(params.values()), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
     step = 0
     for step in range(config.max_steps + 1):
         logits = logits_fn(params)
