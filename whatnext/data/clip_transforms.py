@@ -47,8 +47,8 @@ class ColourJitterNormalise:
     the luma, contrast blends with the clip's mean luma) and commute, so one draw of factors b, c, s in
     [1 - strength, 1 + strength] gives a single 3x3 colour matrix and offset for the whole clip:
     ``x' = b * (c * S x + (1 - c) * mean_luma)``, with ``S = s I + (1 - s) 1 luma^T``. It is folded, with the
-    1/255 scaling, into ``(x' - mean) / std`` (a 1x1 convolution) and clamped to the image of [0, 1]: three
-    passes instead of seven. uint8 [T, C, H, W] -> float32 [T, C, H, W] (contiguous).
+    1/255 scaling, into ``(x' - mean) / std`` (one batched matrix product) and clamped to the image of
+    [0, 1]: three passes instead of seven. uint8 [T, C, H, W] -> float32 [T, C, H, W] (contiguous).
     """
 
     def __init__(self, strength: float, mean: Sequence[float], std: Sequence[float]):
@@ -59,30 +59,34 @@ class ColourJitterNormalise:
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         b, c, s = (1 + self.strength * (2 * u - 1) for u in torch.rand(3).tolist())
         t, _, h, w = frames.shape
-        x = torch.empty(t, 3, h, w).copy_(frames)  # 0..255, planar whatever the input's memory format
-        mean_luma = sum(l * m for l, m in zip(LUMA, x.mean(dim=(0, 2, 3)).tolist())) / 255.0
-        # per-clip 3x3 matrix and offset as Python floats: a dozen tiny tensor ops would cost more than the pass
-        matrix = [[b * c * (s * (i == k) + (1 - s) * LUMA[k]) / (255.0 * d) for k in range(3)] for i, d in enumerate(self.std)]
-        offset = [(b * (1 - c) * mean_luma - m) / d for m, d in zip(self.mean, self.std)]
-        out = F.conv2d(x, torch.tensor(matrix)[:, :, None, None], torch.tensor(offset))  # the matrix as a 1x1 convolution
-        for channel, (row, shift, (lo, hi)) in enumerate(zip(matrix, offset, self.bounds)):
-            # clamp only a side the matrix can reach from [0, 255]^3 (none without jitter); scalar bounds per
-            # channel are much faster than broadcast tensor bounds
-            low, high = shift + 255 * sum(min(m, 0) for m in row), shift + 255 * sum(max(m, 0) for m in row)
-            if low < lo or high > hi:
-                out[:, channel].clamp_(lo if low < lo else None, hi if high > hi else None)
+        x = torch.empty(t, 3, h * w).copy_(frames.flatten(2))  # 0..255, planar whatever the input's strides
+        mean_luma = sum(l * m for l, m in zip(LUMA, x.mean(dim=(0, 2)).tolist())) / 255.0
+        shift = b * (1 - c) * mean_luma
+        # the per-clip matrix (on [0, 1] RGB) and offset as Python floats: tiny tensor ops would cost more
+        rows = [[b * c * (s * (i == k) + (1 - s) * luma) for k, luma in enumerate(LUMA)] for i in range(3)]
+        matrix = torch.tensor([[v / (255.0 * d) for v in row] for row, d in zip(rows, self.std)])
+        offset = torch.tensor([[(shift - m) / d] for m, d in zip(self.mean, self.std)])
+        out = torch.baddbmm(offset, matrix.expand(t, 3, 3), x).view(t, 3, h, w)
+        for channel, (row, (lo, hi)) in enumerate(zip(rows, self.bounds)):
+            # clamp only a side of [0, 1] that the row can leave over the RGB cube (none without jitter);
+            # scalar bounds per channel are much faster than broadcast tensor bounds
+            low, high = shift + sum(v for v in row if v < 0), shift + sum(v for v in row if v > 0)
+            if low < 0 or high > 1:
+                out[:, channel].clamp_(lo if low < 0 else None, hi if high > 1 else None)
         return out
 
 
 def resized_crop(frames: torch.Tensor, top: int, left: int, height: int, width: int, size: int) -> torch.Tensor:
     """Crop every frame to the box (top, left, height, width) and resize it to ``size`` x ``size``: one
     antialiased bilinear ``F.interpolate`` of the whole clip, as ``v2.functional.resized_crop`` with
-    ``antialias=True``. uint8 [T, C, H, W] (any strides) -> uint8 [T, C, size, size] (channels-last memory).
+    ``antialias=True``. uint8 [T, C, H, W] (any strides) -> uint8 [T, C, size, size] (channels-last strides).
 
     Channels-last memory (the reader's own) puts uint8 RGB on torch's vectorised resampling kernel (about
     3x faster than the planar one). The result can differ from torchvision's by one grey level (rounding).
     """
-    crop = frames[..., top : top + height, left : left + width].contiguous(memory_format=torch.channels_last)
+    crop = frames[..., top : top + height, left : left + width]
+    if crop.stride(-3) != 1:  # planar input: copy once to channels-last (the reader's frames already are)
+        crop = crop.contiguous(memory_format=torch.channels_last)
     if (height, width) == (size, size):
         return crop
     return F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
