@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import logging
 from pathlib import Path
 
@@ -42,8 +41,8 @@ from whatnext.finetune.optim import layer_decay_groups
 from whatnext.finetune.pseudo import PseudoLabelError
 from whatnext.finetune.training_sets import FITS, open_training_set
 from whatnext.models import PairDirectionHead, build_model, list_heads, load_encoder_weights
-from whatnext.runtime.checkpoint import load_checkpoint, save_checkpoint
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from whatnext.runtime.cli_options import BadInput, training_options
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
@@ -147,15 +146,6 @@ class FinetuneObjective(nn.Module):
         return loss
 
 
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (provenance and resume fingerprints)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def data_frame_size(data_dir: Path) -> int:
     """Side (px) of the first training clip's frames: the natural input size when none is given."""
     return int(ClipDataset(data_dir, "train").read_frames(0).shape[-1])
@@ -193,6 +183,23 @@ def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: Finetu
     ckpt = load_checkpoint(encoder_ckpt, expected_kind="encoder")
     config = classifier_config(ckpt["model_config"], ft.head, ft.drop_path)
     return run_finetune(track, config, ft, train, init_encoder=(ckpt["state_dict"], Path(encoder_ckpt)), family=family)
+
+
+def ssl_track_command(track: str, family: str, summary: str) -> click.Command:
+    """The click command of an SSL-encoder track (``track_a_mae2d``, ``track_a_videomae``).
+
+    Both tracks share every option and differ only in the encoder family their checkpoint must hold.
+    """
+
+    @click.command(help=f"{summary}: --fit train (val scored) or trainval (sidecar twin).")
+    @click.option("--encoder-ckpt", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                  help=f"SSL encoder checkpoint (kind 'encoder', family {family}).")
+    @finetune_options(layer_decay=0.75, drop_path=0.1)
+    @training_options(epochs=30, batch_size=64, lr=5e-4, warmup_epochs=1.0)
+    def main(encoder_ckpt, ft, train):
+        finetune_ssl_encoder(track, family, encoder_ckpt, ft, train)
+
+    return main
 
 
 def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: TrainOptions,

@@ -21,10 +21,9 @@ import torch
 from whatnext.data.norm_stats import load_norm_stats
 from whatnext.data.tta import TTA_KINDS, TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
-from whatnext.finetune.driver import file_sha256
 from whatnext.finetune.evaluation import predict_probs
 from whatnext.models import build_model
-from whatnext.runtime.checkpoint import CheckpointError, load_checkpoint, load_state_strict
+from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict
 from whatnext.runtime.cli_options import BadInput
 from whatnext.runtime.logging_setup import cli_logging
 from whatnext.runtime.prob_cache import FITS, SPLITS, write_prob_cache
