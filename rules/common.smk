@@ -13,13 +13,17 @@ from workflow_scripts import config_checks, members as member_table_lib
 from workflow_scripts.members import ConfigError
 from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
 
-try:
-    from workflow_scripts import time_limits as job_limits
-except ImportError:
-    from workflow_scripts import resources as job_limits
-
+from workflow_scripts import time_limits as job_limits
 
 validate(config, schema="../schemas/config.schema.yaml")
+
+try:
+    # Snakemake ignores a profile's set-resources entry for an unknown rule silently: refuse it.
+    job_limits.check_profile_rules(
+        workflow.resource_settings.overwrite_resources, workflow.basedir
+    )
+except job_limits.TimeLimitError as err:
+    raise WorkflowError(f"profile error: {err}") from None
 
 R = config["results"]
 DATA = f"{R}/data"
