@@ -18,7 +18,7 @@ from workflow_scripts import time_limits as job_limits
 validate(config, schema="../schemas/config.schema.yaml")
 
 try:
-    # Snakemake ignores a profile's set-resources entry for an unknown rule silently: refuse it.
+    # Snakemake silently ignores set-resources of a profile naming no known job: refuse those.
     job_limits.check_profile_rules(
         workflow.resource_settings.overwrite_resources, workflow.basedir
     )
