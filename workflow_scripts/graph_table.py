@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-JOB_HEADER = re.compile(r"^(?:local)?rule (?P<rule>\w+):$")
+JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>\w+):$")
 JOB_FIELD = re.compile(r"^\s+(?P<key>\w+): (?P<value>.*)$")
 CACHE_PATH = re.compile(r"(?P<member>[A-Za-z0-9_.-]+)/(?P<fit>train|trainval)-(?P<split>val|test)\.npz$")
 

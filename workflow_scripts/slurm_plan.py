@@ -27,10 +27,10 @@ from pathlib import Path
 import click
 import yaml
 
-from workflow_scripts.time_limits import workflow_rule_names
+from workflow_scripts.graph_table import dry_run_jobs
+from workflow_scripts.time_limits import workflow_files, workflow_rule_names
 
 DAG_EDGE = re.compile(r"^\s*(\d+) -> (\d+)", re.MULTILINE)
-RULE_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>[A-Za-z_][A-Za-z0-9_]*):$")
 LOCALRULES_BLOCK = re.compile(r"^localrules:\s*\n((?:[ \t]+[A-Za-z0-9_, \t]+\n?)+)", re.MULTILINE)
 
 
@@ -42,33 +42,26 @@ class PlannedJob:
     resources: dict[str, str] = field(default_factory=dict)
 
 
+def _pairs(value: str) -> dict[str, str]:
+    """``a=1, b=x`` -> ``{"a": "1", "b": "x"}`` (a dry run's wildcards / resources line)."""
+    return dict(item.split("=", 1) for item in value.split(", ") if "=" in item)
+
+
 def parse_dry_run(text: str) -> list[PlannedJob]:
     """The jobs of a ``snakemake -n`` log: rule, wildcards and resources (values as printed)."""
-    jobs: list[PlannedJob] = []
-    for line in text.splitlines():
-        header = RULE_HEADER.match(line)
-        if header:
-            jobs.append(PlannedJob(header["rule"]))
-            continue
-        if not jobs or not line.startswith("    "):
-            continue
-        key, _, value = line.strip().partition(": ")
-        if key == "jobid":
-            jobs[-1].jobid = int(value)
-        elif key in ("wildcards", "resources"):
-            pairs = dict(item.split("=", 1) for item in value.split(", ") if "=" in item)
-            setattr(jobs[-1], key, pairs)
-    return jobs
+    return [
+        PlannedJob(job.rule, int(job.fields.get("jobid", -1)), _pairs(job.fields.get("wildcards", "")),
+                   _pairs(job.fields.get("resources", "")))
+        for job in dry_run_jobs(text)
+    ]
 
 
 def local_rule_names(workflow_dir: str | Path) -> set[str]:
     """Rules named in a ``localrules:`` block of the Snakefile or rules/*.smk (never submitted)."""
-    workflow_dir = Path(workflow_dir)
     names: set[str] = set()
-    for path in [workflow_dir / "Snakefile", *sorted((workflow_dir / "rules").glob("*.smk"))]:
-        if path.is_file():
-            for block in LOCALRULES_BLOCK.findall(path.read_text(encoding="utf-8")):
-                names.update(n for n in re.split(r"[\s,]+", block) if n)
+    for path in workflow_files(workflow_dir):
+        for block in LOCALRULES_BLOCK.findall(path.read_text(encoding="utf-8")):
+            names.update(n for n in re.split(r"[\s,]+", block) if n)
     return names
 
 

@@ -330,11 +330,15 @@ def runtime_minutes(rule_name: str, wildcards, attempt: int, config: Mapping,
 RULE_LINE = re.compile(r"^\s*rule\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.MULTILINE)
 
 
+def workflow_files(workflow_dir: str | Path) -> list[Path]:
+    """The Snakefile and rules/*.smk of a workflow folder, those that exist."""
+    workflow_dir = Path(workflow_dir)
+    return [p for p in [workflow_dir / "Snakefile", *sorted((workflow_dir / "rules").glob("*.smk"))] if p.is_file()]
+
+
 def workflow_rule_names(workflow_dir: str | Path) -> set[str]:
     """Every rule the workflow can define (Snakefile and rules/*.smk), whichever the config includes."""
-    workflow_dir = Path(workflow_dir)
-    files = [workflow_dir / "Snakefile", *sorted((workflow_dir / "rules").glob("*.smk"))]
-    return {name for path in files if path.is_file() for name in RULE_LINE.findall(path.read_text(encoding="utf-8"))}
+    return {name for path in workflow_files(workflow_dir) for name in RULE_LINE.findall(path.read_text(encoding="utf-8"))}
 
 
 def check_profile_rules(profile_rules, workflow_dir: str | Path) -> None:
