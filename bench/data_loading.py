@@ -10,12 +10,17 @@ the same N training clips:
 - raw decode: the clips' 4 JPEGs decoded from bytes already in memory (PIL, full size; and in draft
   mode to the CPU size): the floor to approach;
 - reader: ``ClipDataset`` (zip read + decode) alone;
-- reader + augmentation: ``ClipDataset`` with ``TrainTransform`` at 224 px and at the CPU default size,
-  decoding to 1.15 x that size with JPEG draft mode off and on, and draft-only (``resize=False``: the
-  draft-scaled frame goes straight to the random resized crop).
+- reader + augmentation: ``ClipDataset`` with the loaders' ``TrainTransform`` (random resized crop and
+  label-aware flip, uint8 out) at 224 px and at the CPU default size, decoding to 1.15 x that size with
+  JPEG draft mode off and on, and draft-only (``resize=False``: the draft-scaled frame goes straight to the
+  random resized crop);
+- batch step: ``ClipNormaliser`` colour jitter + normalisation of batches of 32 uint8 clips (the part of the
+  augmentation that runs in the training step, on the GPU on the cluster), timed on this CPU, and the
+  whole CPU path (loader + batch step on the same core, as in a CPU-only run).
 
 The ratio column is the median over rounds of (raw decode time of the same decode mode / the pass's time)
-in that round, less sensitive to the machine's changing load than a ratio of medians (target >= 0.8).
+in that round, less sensitive to the machine's changing load than a ratio of medians (target >= 0.8 for
+the loaders' reader + augmentation).
 """
 
 from __future__ import annotations
@@ -28,10 +33,12 @@ from pathlib import Path
 import click
 import torch
 
+from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.clip_transforms import TrainTransform
 from whatnext.data.zip_dataset import ClipDataset, decode_jpeg
 
 MEAN, STD = [0.45] * 3, [0.25] * 3
+BATCH = 32
 
 
 def round_times(passes: dict, repeats: int) -> dict:
@@ -69,9 +76,14 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
             return lambda: [[decode_jpeg(b, frame_size, draft, resize) for b in clip] for clip in payloads]
 
         def pipeline(size, frame_size, draft, augment=True, resize=True):
-            ds = ClipDataset(data_dir, "train", TrainTransform(size, MEAN, STD) if augment else None,
+            ds = ClipDataset(data_dir, "train", TrainTransform(size) if augment else None,
                              frame_size=frame_size, draft=draft, resize=resize)
             return lambda: [ds[i] for i in range(n)]
+
+        def batch_step(size):
+            batches = [torch.randint(0, 256, (BATCH, 4, 3, size, size), dtype=torch.uint8)] * max(1, round(n / BATCH))
+            normaliser = ClipNormaliser(MEAN, STD)
+            return lambda: [normaliser(batch, jitter=0.3) for batch in batches]
 
         resize = round(cpu_size * 1.15)  # decode a little above the crop size, then random-resized-crop
         passes = {
@@ -83,17 +95,29 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
             (f"reader({resize} px) + augmentation", cpu_size, "on", "draft"): pipeline(cpu_size, resize, True),
             (f"raw JPEG decode, draft only (>= {resize} px)", f">={resize}", "on", "draft-only"): raw(resize, True, False),
             ("reader(draft only) + augmentation", cpu_size, "on", "draft-only"): pipeline(cpu_size, resize, True, resize=False),
+            ("batch step: colour jitter + normalise", 224, "-", "batch"): batch_step(224),
+            ("batch step: colour jitter + normalise", cpu_size, "-", "batch"): batch_step(cpu_size),
         }
         times = round_times(passes, repeats)
     floors = {key[3]: t for key, t in times.items() if key[0].startswith("raw")}
+    batch_clips = max(1, round(n / BATCH)) * BATCH
+    loaders = {224: ("reader + augmentation", 224, "-", "full"),
+               cpu_size: (f"reader({resize} px) + augmentation", cpu_size, "on", "draft")}
     click.echo(f"{n} clips of 4 x {source_px} px JPEG frames, 1 thread, clips per CPU second, median of {repeats} rounds\n")
     click.echo(f"| {'path':<44} | out px | draft | clips/CPU-s | ratio to raw decode of the same mode |")
     click.echo(f"| {'-' * 44} | ------ | ----- | ----------- | {'-' * 36} |")
     for (name, px, draft, mode), t in times.items():
-        clips_s = n / statistics.median(t)
-        ratio = statistics.median(raw / own for raw, own in zip(floors[mode], t))  # within a round: same machine load
-        click.echo(f"| {name:<44} | {px:>6} | {draft:>5} | {clips_s:>11.1f} | {f'{ratio:.2f} ({mode})':<36} |")
-
+        if mode == "batch":  # the ratio of the whole CPU path: this loader, then this batch step, on one core
+            clips_s = batch_clips / statistics.median(t)
+            loader = loaders[px]
+            ratio = statistics.median(raw / (own + step * n / batch_clips)
+                                      for raw, own, step in zip(floors[loader[3]], times[loader], t))
+            note = f"{ratio:.2f} (with its loader, {loader[3]})"
+        else:
+            clips_s = n / statistics.median(t)
+            ratio = statistics.median(raw / own for raw, own in zip(floors[mode], t))  # within a round: same machine load
+            note = f"{ratio:.2f} ({mode})"
+        click.echo(f"| {name:<44} | {px:>6} | {draft:>5} | {clips_s:>11.1f} | {note:<36} |")
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,8 @@
     python bench/finetune_step.py [--img-size 32] [--batch-size 32] [--threads 1] [--steps 3] [--data DATA]
 
 For each (track, encoder, head, aux) it times full training steps of the finetuning objective
-(forward, loss, backward, AdamW step) on random normalised clips [B, 4, 3, S, S] and reports the
+(colour jitter + normalisation of random uint8 clips [B, 4, 3, S, S], forward, loss, backward, AdamW
+step) and reports the
 median over ``--steps`` steps after one warm-up step of clips per wall second and clips per
 CPU second of this process (the latter barely moves when other jobs share the machine; with one
 thread on an idle machine the two agree), plus inference clips/s (one view, no grad). With
@@ -21,6 +22,8 @@ from pathlib import Path
 import click
 import torch
 
+from whatnext.data.clip_normalise import ClipNormaliser
+from whatnext.finetune.augment import STANDARD
 from whatnext.finetune.driver import FinetuneObjective
 from whatnext.finetune.optim import layer_decay_groups
 from whatnext.models import build_model, list_heads
@@ -45,11 +48,12 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
     """Clips per wall / CPU second of training steps and of inference: medians over ``steps`` after a warm-up."""
     torch.manual_seed(0)
     classifier = build_model({"encoder": encoder, "head": head, "img_size": img_size, "num_frames": 4})
-    objective = FinetuneObjective(classifier, aux, label_smoothing=0.1)
+    normaliser = ClipNormaliser([0.45] * 3, [0.25] * 3)
+    objective = FinetuneObjective(classifier, aux, 0.1, normaliser, STANDARD.jitter)
     optimizer = torch.optim.AdamW(layer_decay_groups(objective, 1e-3, 0.05, 0.75, "classifier.encoder."))
     views = 2 if "consistency" in aux else 1
     shape = (batch_size, views, 4, 3, img_size, img_size) if views > 1 else (batch_size, 4, 3, img_size, img_size)
-    batch = (torch.randn(shape), torch.randint(0, 33, (batch_size,)), None)
+    batch = (torch.randint(0, 256, shape, dtype=torch.uint8), torch.randint(0, 33, (batch_size,)), None)
 
     def train_step():
         loss = objective.loss(batch)
@@ -61,7 +65,7 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
     classifier.eval()
     clips = batch[0][:, 0] if views > 1 else batch[0]
     with torch.no_grad():
-        infer = [timed(lambda: classifier(clips)) for _ in range(steps + 1)][1:]
+        infer = [timed(lambda: classifier(normaliser(clips))) for _ in range(steps + 1)][1:]
 
     def rate(times: list[tuple[float, float]], which: int) -> float:
         return batch_size / statistics.median(t[which] for t in times)
@@ -71,14 +75,12 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
 
 def time_data(data: Path, img_size: int, clips: int) -> dict[str, tuple[float, float]]:
     """Clips per wall / CPU second of decode + augmentation, with one and with two views."""
-    from whatnext.data.norm_stats import load_norm_stats
-    from whatnext.finetune.augment import STANDARD, train_transform
+    from whatnext.finetune.augment import train_transform
     from whatnext.finetune.training_sets import open_training_set
 
-    mean, std = load_norm_stats(data / "norm_stats.json")
     rates = {}
     for views in (1, 2):
-        dataset = open_training_set(data, "train", train_transform(img_size, mean, std, STANDARD, views == 2), 33)
+        dataset = open_training_set(data, "train", train_transform(img_size, STANDARD, views == 2), 33)
         n = min(clips, len(dataset))
         wall, cpu = timed(lambda: [dataset[i] for i in range(n)])
         rates[f"{views} view(s)"] = (n / wall, n / cpu)

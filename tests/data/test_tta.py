@@ -4,8 +4,6 @@ import torch
 from whatnext.data.class_table import load_class_table
 from whatnext.data.tta import TTAViews, merge_view_probs
 
-IDENTITY = ([0.0] * 3, [1.0] * 3)
-
 
 def grid_clip(size: int = 16) -> torch.Tensor:
     y, x = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
@@ -13,15 +11,15 @@ def grid_clip(size: int = 16) -> torch.Tensor:
 
 
 def test_five_crop_gives_corners_then_centre():
-    views = TTAViews(8, *IDENTITY, five_crop=True, crop_fraction=0.5)(grid_clip())  # resize 16 -> 16
-    assert views.shape == (5, 4, 3, 8, 8) and views.dtype == torch.float32
-    top_left_x = (views[:, 0, 0, 0, 0] * 255 / 10).round().tolist()
-    top_left_y = (views[:, 0, 1, 0, 0] * 255 / 10).round().tolist()
+    views = TTAViews(8, five_crop=True, crop_fraction=0.5)(grid_clip())  # resize 16 -> 16
+    assert views.shape == (5, 4, 3, 8, 8) and views.dtype == torch.uint8
+    top_left_x = (views[:, 0, 0, 0, 0] / 10).tolist()
+    top_left_y = (views[:, 0, 1, 0, 0] / 10).tolist()
     assert top_left_x == [0, 8, 0, 8, 4] and top_left_y == [0, 0, 8, 8, 4]
 
 
 def test_flip_appends_mirrored_views_and_marks_them():
-    tta = TTAViews(8, *IDENTITY, five_crop=True, flip=True, crop_fraction=0.5)
+    tta = TTAViews(8, five_crop=True, flip=True, crop_fraction=0.5)
     views = tta(grid_clip())
     assert views.shape == (10, 4, 3, 8, 8)
     assert tta.flipped.tolist() == [False] * 5 + [True] * 5
@@ -29,7 +27,7 @@ def test_flip_appends_mirrored_views_and_marks_them():
 
 
 def test_single_view_without_five_crop():
-    tta = TTAViews(8, *IDENTITY, five_crop=False, flip=True)
+    tta = TTAViews(8, five_crop=False, flip=True)
     assert tta(grid_clip()).shape == (2, 4, 3, 8, 8) and tta.flipped.tolist() == [False, True]
 
 

@@ -6,10 +6,12 @@ import torch
 from torch import nn
 
 from whatnext.data.class_table import load_class_table
+from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTAViews
 from whatnext.finetune.evaluation import predict_probs, topk_accuracy
 
 LEFT, RIGHT = load_class_table().mirror_pairs[0]  # 18 (left to right), 19
+NORMALISER = ClipNormaliser([0.5] * 3, [0.25] * 3)
 
 
 def test_top1_and_top5_on_hand_made_probabilities():
@@ -54,10 +56,10 @@ class LeftBrightClips:
 
 @pytest.mark.parametrize("five_crop", [False, True])
 def test_flipped_views_are_swapped_back_so_flip_tta_keeps_the_mirror_class(five_crop):
-    plain = TTAViews(16, [0.5] * 3, [0.25] * 3, five_crop=five_crop, flip=False, crop_fraction=1.0)
-    flipped = TTAViews(16, [0.5] * 3, [0.25] * 3, five_crop=five_crop, flip=True, crop_fraction=1.0)
-    ids, p_plain = predict_probs(LeftBrightIsClass18(), LeftBrightClips(plain), plain, batch_size=2)
-    _, p_flip = predict_probs(LeftBrightIsClass18(), LeftBrightClips(flipped), flipped, batch_size=2)
+    plain = TTAViews(16, five_crop=five_crop, flip=False, crop_fraction=1.0)
+    flipped = TTAViews(16, five_crop=five_crop, flip=True, crop_fraction=1.0)
+    ids, p_plain = predict_probs(LeftBrightIsClass18(), LeftBrightClips(plain), plain, NORMALISER, batch_size=2)
+    _, p_flip = predict_probs(LeftBrightIsClass18(), LeftBrightClips(flipped), flipped, NORMALISER, batch_size=2)
     assert ids == ["clip0", "clip1"]
     assert (p_plain.argmax(1) == LEFT).all() and (p_flip.argmax(1) == LEFT).all()
     np.testing.assert_allclose(p_flip, p_plain, atol=1e-6)
@@ -66,7 +68,7 @@ def test_flipped_views_are_swapped_back_so_flip_tta_keeps_the_mirror_class(five_
 
 def test_prediction_leaves_the_global_rng_untouched():
     """Per-epoch validation must not shift the training run's random stream."""
-    views = TTAViews(16, [0.5] * 3, [0.25] * 3, five_crop=False)
+    views = TTAViews(16, five_crop=False)
     before = torch.get_rng_state()
-    predict_probs(LeftBrightIsClass18(), LeftBrightClips(views), views, batch_size=1)
+    predict_probs(LeftBrightIsClass18(), LeftBrightClips(views), views, NORMALISER, batch_size=1)
     assert torch.equal(before, torch.get_rng_state())

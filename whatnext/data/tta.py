@@ -1,14 +1,15 @@
 """Test-time augmentation: several views per clip, and their probabilities merged back.
 
-``TTAViews`` maps uint8 frames [T, C, H, W] to float32 views [V, T, C, size, size]: one centre view, or
+``TTAViews`` maps uint8 frames [T, C, H, W] to uint8 views [V, T, C, size, size]: one centre view, or
 with ``five_crop`` the four corner crops and the centre crop of the frames resized to
 ``round(size / crop_fraction)`` (order: top-left, top-right, bottom-left, bottom-right, centre); with
 ``flip`` the same views mirrored left/right follow (V doubles). ``views.flipped`` (bool [V]) says which.
 
 A model sees a mirrored clip of class c as class ``mirror_permutation()[c]``; ``merge_view_probs``
 maps each flipped view's probabilities back through the permutation (columns 18 <-> 19 in the challenge)
-before averaging the views. Usage from a DataLoader: frames [B, V, T, C, H, W] -> model on
-``frames.flatten(0, 1)`` -> probs reshaped to [B, V, K] -> ``merge_view_probs(probs, views.flipped)``.
+before averaging the views. Usage from a DataLoader: frames [B, V, T, C, H, W] -> normalised
+(``ClipNormaliser``) -> model on ``.flatten(0, 1)`` -> probs reshaped to [B, V, K] ->
+``merge_view_probs(probs, views.flipped)`` (as :func:`whatnext.finetune.evaluation.predict_probs`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,14 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from whatnext.data.class_table import load_class_table
-from whatnext.data.clip_transforms import normalise
 
 TTA_KINDS = ("none", "five_crop")
 
 
 class TTAViews:
-    """uint8 [T, C, H, W] -> float32 [V, T, C, size, size]; ``flipped`` bool [V] marks mirrored views."""
+    """uint8 [T, C, H, W] -> uint8 [V, T, C, size, size]; ``flipped`` bool [V] marks mirrored views."""
 
-    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float], *, five_crop: bool = True,
-                 flip: bool = False, crop_fraction: float = 0.875):
+    def __init__(self, size: int, *, five_crop: bool = True, flip: bool = False, crop_fraction: float = 0.875):
         if five_crop:
             self.resize = v2.Resize(round(size / crop_fraction), antialias=True)
             self.crops = v2.FiveCrop(size)
@@ -37,7 +36,6 @@ class TTAViews:
             self.resize = v2.Resize(size, antialias=True)
             self.crops = v2.CenterCrop(size)
         self.flip = flip
-        self.normalise = normalise(mean, std)
         n = 5 if five_crop else 1
         self.flipped = torch.tensor([False] * n + [True] * n if flip else [False] * n)
 
@@ -46,7 +44,7 @@ class TTAViews:
         views = torch.stack([c.as_subclass(torch.Tensor) for c in (crops if isinstance(crops, tuple) else (crops,))])
         if self.flip:
             views = torch.cat([views, views.flip(-1)])
-        return self.normalise(views)
+        return views
 
 
 def merge_view_probs(probs: torch.Tensor, flipped: torch.Tensor, mirror_perm: Sequence[int] | None = None) -> torch.Tensor:

@@ -1,16 +1,15 @@
 """Training-time views of a clip for finetuning, built on the data layer's clip-coherent transforms.
 
-One view: :class:`whatnext.data.clip_transforms.TrainTransform` (random resized crop, colour
-jitter, label-aware flip). Two views (for the consistency loss): two independent crops and
-jitters of the same clip that share one label-aware flip, so both views carry the same label
-and their predictions are directly comparable.
+One view: :class:`whatnext.data.clip_transforms.TrainTransform` (random resized crop, label-aware
+flip; uint8). Two views (for the consistency loss): two independent crops of the same clip that share
+one label-aware flip, so both views carry the same label and their predictions are directly
+comparable. The colour jitter of ``Augmentation.jitter`` is drawn per view and per batch in the
+training step (:class:`whatnext.data.clip_normalise.ClipNormaliser`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
 import torch
 
 from whatnext.data.clip_transforms import LabelAwareFlip, TrainTransform
@@ -30,7 +29,7 @@ STRONG = Augmentation(crop_min=0.15, jitter=0.5, flip_p=0.5)
 
 
 class TwoViews:
-    """(frames uint8 [T, C, H, W], label) -> (views float [2, T, C, size, size], label), label-aware."""
+    """(frames uint8 [T, C, H, W], label) -> (views uint8 [2, T, C, size, size], label), label-aware."""
 
     label_aware = True
 
@@ -42,11 +41,10 @@ class TwoViews:
         return self.flip(views, label)
 
 
-def train_transform(size: int, mean: Sequence[float], std: Sequence[float], augmentation: Augmentation,
-                    two_views: bool = False):
-    """The label-aware training transform: one view [T, C, size, size] or, with ``two_views``, [2, T, C, size, size]."""
+def train_transform(size: int, augmentation: Augmentation, two_views: bool = False):
+    """The label-aware training transform: one uint8 view [T, C, size, size] or, with ``two_views``, [2, T, C, size, size]."""
     scale = (augmentation.crop_min, 1.0)
     if not two_views:
-        return TrainTransform(size, mean, std, scale=scale, jitter=augmentation.jitter, flip_p=augmentation.flip_p)
-    unflipped = TrainTransform(size, mean, std, scale=scale, jitter=augmentation.jitter, flip_p=0.0)
+        return TrainTransform(size, scale=scale, flip_p=augmentation.flip_p)
+    unflipped = TrainTransform(size, scale=scale, flip_p=0.0)
     return TwoViews(unflipped, LabelAwareFlip(unflipped.flip.mirror_perm, augmentation.flip_p))

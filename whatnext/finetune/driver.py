@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from whatnext.data.class_table import load_class_table
-from whatnext.data.norm_stats import load_norm_stats
+from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.augment import Augmentation, train_transform
@@ -116,16 +116,19 @@ def finetune_options(**defaults):
 class FinetuneObjective(nn.Module):
     """The module the trainer optimises: the classifier and, with pair direction, its auxiliary head.
 
-    ``loss(batch)``: batch = (frames, labels long [B], clip ids); frames float [B, T, C, H, W], or
-    [B, 2, T, C, H, W] (two views) with consistency. Returns the scalar training loss (nats):
+    ``loss(batch)``: batch = (frames, labels long [B], clip ids); frames uint8 [B, T, C, H, W], or
+    [B, 2, T, C, H, W] (two views) with consistency, colour-jittered (strength ``jitter``, per clip and
+    view) and normalised by ``normaliser``. Returns the scalar training loss (nats):
     label-smoothed cross-entropy (averaged over views) + 0.3 pair direction + 0.2 symmetric KL.
     """
 
-    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], label_smoothing: float):
+    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], label_smoothing: float,
+                 normaliser: ClipNormaliser, jitter: float):
         super().__init__()
         self.classifier = classifier
         self.aux = aux
         self.label_smoothing = label_smoothing
+        self.normaliser, self.jitter = normaliser, jitter
         if "pair_direction" in aux:
             steps = classifier.encoder.num_steps
             if steps < 2:
@@ -134,6 +137,7 @@ class FinetuneObjective(nn.Module):
 
     def loss(self, batch) -> torch.Tensor:
         frames, labels, _ = batch
+        frames = self.normaliser(frames, self.jitter)
         views = frames.shape[1] if "consistency" in self.aux else 1
         clips = frames.flatten(0, 1) if views > 1 else frames
         logits, features = self.classifier.forward_with_features(clips)
@@ -162,15 +166,16 @@ def classifier_config(base: dict, head: str, drop_path: float) -> dict:
 
 
 def open_data(ft: FinetuneOptions, size: int, num_classes: int):
-    """(training clips, (validation clips, their views) or None for trainval); data errors -> :class:`BadInput`."""
+    """(normaliser, training clips, (validation clips, their views) or None for trainval); data errors ->
+    :class:`BadInput`."""
     try:
-        mean, std = load_norm_stats(ft.data / "norm_stats.json")
-        transform = train_transform(size, mean, std, ft.augmentation, two_views="consistency" in ft.aux)
+        normaliser = ClipNormaliser.from_stats_file(ft.data / "norm_stats.json")
+        transform = train_transform(size, ft.augmentation, two_views="consistency" in ft.aux)
         dataset = open_training_set(ft.data, ft.fit, transform, num_classes, ft.pseudo)
         if ft.fit == "trainval":
-            return dataset, None
-        views = TTAViews(size, mean, std, five_crop=False)
-        return dataset, (ClipDataset(ft.data, "val", transform=views), views)
+            return normaliser, dataset, None
+        views = TTAViews(size, five_crop=False)
+        return normaliser, dataset, (ClipDataset(ft.data, "val", transform=views), views)
     except (DataFormatError, PseudoLabelError) as err:
         raise BadInput(str(err)) from None
 
@@ -215,9 +220,10 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
         torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     source = init_encoder[1] if init_encoder is not None else track
+    normaliser, dataset, val = open_data(ft, model_config["img_size"], model_config["num_classes"])
     try:
         classifier = build_model(model_config)
-        objective = FinetuneObjective(classifier, ft.aux, ft.label_smoothing)
+        objective = FinetuneObjective(classifier, ft.aux, ft.label_smoothing, normaliser, ft.augmentation.jitter)
     except ValueError as err:
         raise BadInput(f"{source}: {err}") from None
     if family is not None and classifier.encoder.family != family:
@@ -225,13 +231,12 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
                        f"{track} finetunes {family!r} encoders")
     if init_encoder is not None:
         load_encoder_weights(classifier, *init_encoder)
-    dataset, val = open_data(ft, model_config["img_size"], model_config["num_classes"])
     counts = {str(split): int(n) for split, n in zip(*np.unique(dataset.sources, return_counts=True))}
     log.info("%s: %s on %s clips %s", track, model_config, len(dataset), counts)
 
     def validate(epoch: int, record: dict) -> dict:
         ds, views = val
-        _, probs = predict_probs(classifier, ds, views, batch_size=train.batch_size, workers=train.workers)
+        _, probs = predict_probs(classifier, ds, views, normaliser, batch_size=train.batch_size, workers=train.workers)
         return {"val_top1": topk_accuracy(probs, ds.labels, 1), "val_top5": topk_accuracy(probs, ds.labels, 5)}
 
     fingerprint = {

@@ -10,27 +10,30 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTAViews, merge_view_probs
 
 
 @torch.no_grad()
-def predict_probs(model: torch.nn.Module, dataset, views: TTAViews, batch_size: int = 32,
+def predict_probs(model: torch.nn.Module, dataset, views: TTAViews, normaliser: ClipNormaliser, batch_size: int = 32,
                   workers: int = 0, desc: str | None = None) -> tuple[list[str], np.ndarray]:
     """Probabilities of every clip of ``dataset`` (opened with ``transform=views``).
 
-    Items are (views float [V, T, C, H, W], label, clip_id); the model sees all V views,
-    flipped views' mirror columns are mapped back and the V softmaxes averaged.
+    Items are (views uint8 [V, T, C, H, W], label, clip_id); batches go to the model's device and
+    through ``normaliser``; the model sees all V views, flipped views' mirror columns are mapped back
+    and the V softmaxes averaged.
     Returns (clip ids in dataset order, float32 [n, num_classes]). Leaves ``model`` in eval mode.
     """
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         generator=torch.Generator().manual_seed(0))  # leaves the global RNG (training's) untouched
     ids: list[str] = []
     chunks: list[torch.Tensor] = []
     for frames, _, clip_ids in tqdm(loader, desc=desc, unit="batch", disable=desc is None, mininterval=1.0):
         b, v = frames.shape[:2]
-        probs = model(frames.flatten(0, 1)).float().softmax(-1).reshape(b, v, -1)
-        chunks.append(merge_view_probs(probs, views.flipped))
+        probs = model(normaliser(frames.to(device).flatten(0, 1))).float().softmax(-1).reshape(b, v, -1)
+        chunks.append(merge_view_probs(probs.cpu(), views.flipped))
         ids.extend(clip_ids)
     probs = torch.cat(chunks).numpy().astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
     return ids, probs

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 import torch
 
-from whatnext.data.norm_stats import load_norm_stats
+from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTA_KINDS, TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.evaluation import predict_probs
@@ -42,11 +42,11 @@ def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str
     except ValueError as err:
         raise CheckpointError(f"{ckpt}: its model_config cannot be built ({err})") from None
     load_state_strict(model, checkpoint["state_dict"], ckpt)
-    mean, std = load_norm_stats(data / "norm_stats.json")
-    views = TTAViews(config["img_size"], mean, std, five_crop=tta == "five_crop", flip=flip)
+    normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
+    views = TTAViews(config["img_size"], five_crop=tta == "five_crop", flip=flip)
     dataset = ClipDataset(data, split, transform=views)
     log.info("%s: %d %s clips x %d views with %s", member, len(dataset), split, len(views.flipped), ckpt)
-    ids, probs = predict_probs(model, dataset, views, batch_size=batch_size, workers=workers, desc=f"{member} {split}")
+    ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers, desc=f"{member} {split}")
     if len(ids) == 0:
         raise DataFormatError(f"{dataset.csv_path}: no clips in split {split!r}")
     provenance = {

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import ConcatDataset, Dataset
 
 from whatnext.data.clip_transforms import TrainTransform
-from whatnext.data.norm_stats import load_norm_stats
+from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.models import build_encoder, list_encoders
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
@@ -64,10 +64,9 @@ def encoder_config(arch: str, img_size: int, mask_ratio: float) -> dict:
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
     """Every clip of ``splits`` (labels unused): random resized crop and flip, as in MAE, no colour jitter.
 
-    Items ``(frames float [4, 3, img_size, img_size] normalised, label, clip_id)``.
+    Items ``(frames uint8 [4, 3, img_size, img_size], label, clip_id)``; :class:`ReconstructionLoss` normalises them.
     """
-    mean, std = load_norm_stats(data / "norm_stats.json")
-    transform = TrainTransform(img_size, mean, std, jitter=0.0)
+    transform = TrainTransform(img_size)
     return ConcatDataset([ClipDataset(data, split, transform=transform, frame_size=img_size) for split in splits])
 
 
@@ -93,9 +92,15 @@ def build_pretrainer(family: Family, config: dict) -> MaskedAutoencoder:
     return build_masked_autoencoder(config, encoder=encoder)
 
 
-def reconstruction_loss(model: MaskedAutoencoder, batch) -> torch.Tensor:
-    """One step's loss: normalised-pixel MSE on the masked patches of the batch's clips (batch[0])."""
-    return model(batch[0]).loss
+class ReconstructionLoss:
+    """One step's loss: normalised-pixel MSE on the masked patches of the batch's clips (batch[0], uint8,
+    normalised here with the training split's statistics)."""
+
+    def __init__(self, normaliser: ClipNormaliser):
+        self.normaliser = normaliser
+
+    def __call__(self, model: MaskedAutoencoder, batch) -> torch.Tensor:
+        return model(self.normaliser(batch[0])).loss
 
 
 @dataclass
@@ -123,7 +128,7 @@ def open_generation(family: Family, *, data: Path, arch: str, img_size: int, ini
     parent_sha = file_sha256(init_encoder) if init_encoder else None
     dataset = ssl_dataset(data, splits, img_size)
     trainer = Trainer(
-        model, dataset, reconstruction_loss, train, drop_last=True, betas=SSL_BETAS, desc=f"{family.name} g{number}",
+        model, dataset, ReconstructionLoss(ClipNormaliser.from_stats_file(data / "norm_stats.json")), train, drop_last=True, betas=SSL_BETAS, desc=f"{family.name} g{number}",
         fingerprint={"family": family.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )
