@@ -26,9 +26,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from whatnext.models import build_model
-from whatnext.models.patches import patchify
-from whatnext.ssl.mae_models import build_masked_autoencoder, masked_patch_loss, normalise_patches
-from whatnext.ssl.masking import visible_indices
+from whatnext.ssl.mae_models import build_masked_autoencoder, gather_tokens
+from whatnext.ssl.masking import reconstructed_indices, visible_indices
 
 SSL_CLIPS = 44_993 + 6_745 + 6_912  # train + val + test clips: SSL sees every frame, no label
 FT_CLIPS = 44_993  # train clips (a train+val twin has 51,738)
@@ -37,17 +36,22 @@ PAPER = [("mae2d_vit_b16", 0.75), ("videomae_vit_s16", 0.9), ("videomae_vit_b16"
 
 
 def ssl_step(model, x: torch.Tensor, mask: torch.Tensor, visible_only: bool, encoder_only: bool = False) -> None:
-    """One forward+backward of the masked autoencoder with a fixed mask [B, T', N]."""
+    """One forward+backward of the masked autoencoder with a fixed mask [B, T', N], through the model's own
+    pieces. ``visible_only=False``: every token goes through the encoder and the latents are read at the
+    visible positions, so the decoder, targets and loss are the same work in both variants."""
     encoder = model.encoder
     seq_mask = encoder.to_sequences(mask)
-    ids = visible_indices(seq_mask) if visible_only else torch.arange(seq_mask.shape[1]).expand(seq_mask.shape[0], -1)
-    latent = encoder.encode_sequences(x, ids)
+    ids_keep = visible_indices(seq_mask)
+    patches = encoder.patch_sequences(x)
+    if visible_only:
+        latent = encoder.encode_patches(patches, ids_keep)
+    else:
+        latent = gather_tokens(encoder.encode_patches(patches), ids_keep)
     if encoder_only:
         latent.square().mean().backward()
         return
-    pred = encoder.from_sequences(model.decoder(latent, ids))
-    target = normalise_patches(patchify(x, encoder.patch_size, encoder.tubelet_size))
-    masked_patch_loss(pred, target, mask).backward()
+    ids_rec = reconstructed_indices(seq_mask, model.decoder_keep, torch.Generator().manual_seed(0))
+    model.reconstruct(patches, latent, ids_keep, ids_rec)[0].backward()
 
 
 def seconds(fn) -> float:

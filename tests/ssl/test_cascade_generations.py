@@ -1,6 +1,9 @@
-"""Two tiny cascade generations on the generated data: the reconstruction loss keeps falling (slow: ~30 s CPU)."""
+"""Two tiny cascade generations on the generated data: the reloaded encoder carries what generation 1
+learned into generation 2 (slow: ~20 s CPU)."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -10,15 +13,23 @@ from whatnext.ssl.cascade import ALL_SPLITS, FAMILIES, run_generation
 
 
 @pytest.mark.slow
-def test_second_generation_ends_with_a_lower_reconstruction_loss(tiny_data_dir, tmp_path):
-    # 587 clips, 4 epochs of 18 steps per generation (a full warmup + cosine cycle each): a bounded
-    # budget, as in the seed, where generation 1 ends before converging (measured: 0.903 -> 0.852).
-    # With 8 epochs generation 1 already reaches the tiny model's plateau (~0.84) and generation 2
-    # ends level with it, within the last epoch's noise (+-0.01).
+def test_second_generation_starts_from_what_the_first_learned(tiny_data_dir, tmp_path):
+    """Generation 2 reloads generation 1's encoder under a fresh decoder, optimiser and schedule: over
+    its first epoch (the same warmup, seed, clips and masks as generation 1's first epoch) its
+    reconstruction loss is lower. A generation 2 from a random encoder would repeat generation 1's
+    first epoch exactly (same seed), so this fails if the encoder is not carried over.
+
+    Measured (587 clips, 32 px, 4 epochs of 18 steps, lr 1.5e-3), first-epoch loss 0.983 -> 0.966-0.973
+    for mae2d_vit_tiny. The finished generations end level on the fixed-mask probe (0.874, 0.884, 0.880
+    over three generations): at this size a 4-epoch cycle already reaches the tiny model's plateau.
+    """
     torch.set_num_threads(1)
-    train = TrainOptions(seed=0, epochs=4, batch_size=32, lr=1.5e-3, warmup_epochs=1.0)
-    common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, mask_ratio=0.75, splits=ALL_SPLITS, train=train)
-    g1 = run_generation(FAMILIES["mae2d"], init_encoder=None, out=tmp_path / "g1.pt", metrics=tmp_path / "g1.json", **common)
+    common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, mask_ratio=0.75, splits=ALL_SPLITS)
+    options = dict(seed=0, batch_size=32, lr=1.5e-3, warmup_epochs=1.0)
+    run_generation(FAMILIES["mae2d"], init_encoder=None, out=tmp_path / "g1.pt", metrics=tmp_path / "g1.json",
+                   train=TrainOptions(epochs=4, **options), **common)
     g2 = run_generation(FAMILIES["mae2d"], init_encoder=tmp_path / "g1.pt", out=tmp_path / "g2.pt",
-                        metrics=tmp_path / "g2.json", **common)
-    assert g2["final_loss"] < g1["final_loss"] - 0.02
+                        metrics=tmp_path / "g2.json", train=TrainOptions(epochs=1, **options), **common)
+    first_epoch = [json.loads((tmp_path / f"g{g}.json").read_text())["epochs"][0]["loss"] for g in (1, 2)]
+    assert g2["generation"] == 2
+    assert first_epoch[1] < first_epoch[0] - 0.005

@@ -5,8 +5,8 @@ import torch
 
 from whatnext.models import build_encoder
 from whatnext.models.patches import patchify, unpatchify
-from whatnext.ssl.mae_models import build_masked_autoencoder, masked_patch_loss, normalise_patches
-from whatnext.ssl.masking import build_masking, visible_indices
+from whatnext.ssl.mae_models import build_masked_autoencoder, gather_tokens, normalise_patches, patch_mse
+from whatnext.ssl.masking import build_masking, reconstructed_indices, visible_indices
 
 torch.set_num_threads(1)
 FAMILIES = ["mae2d_vit_tiny", "videomae_vit_tiny"]
@@ -64,37 +64,72 @@ def test_encoder_never_sees_masked_pixels():
     torch.testing.assert_close(encoder.encode_sequences(scrambled, ids_keep), encoder.encode_sequences(x, ids_keep))
 
 
-def test_loss_gradient_is_zero_at_visible_patches_only():
-    pred = torch.randn(2, 4, 16, 12, requires_grad=True)
-    target = torch.randn(2, 4, 16, 12)
-    mask = torch.rand(2, 4, 16, generator=torch.Generator().manual_seed(0)) < 0.75
-    masked_patch_loss(pred, target, mask).backward()
-    per_patch = pred.grad.abs().sum(-1)
-    assert (per_patch[~mask] == 0).all()
-    assert (per_patch[mask] > 0).all()
+@pytest.mark.parametrize("name", FAMILIES)
+def test_loss_targets_are_exactly_the_masked_patches(name):
+    """The decoder predicts, and the loss compares, the normalised pixels of masked patches only."""
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config(name))
+    x = _clip()
+    mask, seq_mask, _ = _mask_and_ids(model.encoder, model.masking.ratio)
+    out = model(x, mask=mask)
+    assert seq_mask.gather(1, out.ids_rec).all() and out.ids_rec.shape[1] == int(seq_mask[0].sum())
+    patches = model.encoder.to_sequences(patchify(x, model.encoder.patch_size, model.encoder.tubelet_size))
+    torch.testing.assert_close(out.target, normalise_patches(gather_tokens(patches, out.ids_rec)))
+    assert out.pred.shape == out.target.shape
+    torch.testing.assert_close(out.loss, (out.pred - out.target).square().mean())
 
 
-def test_changing_visible_predictions_leaves_loss_unchanged():
-    pred, target = torch.randn(1, 2, 4, 3), torch.randn(1, 2, 4, 3)
-    mask = torch.tensor([[[True, False, True, False], [False, True, True, False]]])
-    altered = torch.where(mask.unsqueeze(-1), pred, pred + 100.0)
-    assert masked_patch_loss(altered, target, mask) == masked_patch_loss(pred, target, mask)
+def test_visible_patch_pixels_reach_the_loss_only_through_the_encoder():
+    """Gradient w.r.t. the pixels: visible patches get it through the encoder; with the encoder frozen
+    out (latents detached), only masked patches (as targets) do."""
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config("mae2d_vit_tiny"))
+    x = _clip().requires_grad_()
+    mask, seq_mask, ids_keep = _mask_and_ids(model.encoder, 0.75)
+    patches = model.encoder.patch_sequences(x)
+    latent = model.encoder.encode_patches(patches, ids_keep).detach()
+    loss, _, _ = model.reconstruct(patches, latent, ids_keep, reconstructed_indices(seq_mask))
+    loss.backward()
+    per_patch = patchify(x.grad, 8).abs().sum(-1)  # [B, T, N]
+    assert (per_patch[~mask] == 0).all() and (per_patch[mask] > 0).all()
+
+
+def test_decoder_keep_reconstructs_a_seeded_subset_of_the_masked_tokens():
+    seq_mask = torch.zeros(3, 20, dtype=torch.bool)
+    seq_mask[:, :16] = True  # 16 masked per sequence
+    ids = reconstructed_indices(seq_mask, 0.5, torch.Generator().manual_seed(0))
+    assert ids.shape == (3, 8) and (ids < 16).all()
+    assert all(row.unique().numel() == 8 and torch.equal(row, row.sort().values) for row in ids)
+    again = reconstructed_indices(seq_mask, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(ids, again) and not torch.equal(ids[0], ids[1])
+    assert torch.equal(reconstructed_indices(seq_mask), torch.arange(16).expand(3, -1))
+
+
+def test_decoder_keep_halves_the_reconstructed_tokens_of_the_model():
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config("videomae_vit_tiny", decoder_keep=0.5))
+    out = model(_clip(), torch.Generator().manual_seed(0))
+    masked = int(model.encoder.to_sequences(out.mask)[0].sum())
+    assert out.pred.shape[1] == round(masked / 2) and torch.isfinite(out.loss)
+
+
+def test_decoder_keep_outside_the_unit_interval_is_refused():
+    with pytest.raises(ValueError, match="decoder_keep"):
+        build_masked_autoencoder(_config("videomae_vit_tiny", decoder_keep=0.0))
 
 
 def test_loss_of_hand_made_errors():
-    """Two masked patches, one predicted exactly and one off by 1 everywhere -> loss 0.5; visible error ignored."""
-    target = torch.zeros(1, 1, 3, 4)
+    """Two reconstructed patches, one predicted exactly and one off by 1 everywhere -> loss 0.5."""
+    target = torch.zeros(1, 2, 4)
     pred = target.clone()
-    pred[0, 0, 1] += 1.0  # masked, wrong
-    pred[0, 0, 2] += 7.0  # visible, wrong
-    mask = torch.tensor([[[True, True, False]]])
-    assert masked_patch_loss(pred, target, mask).item() == pytest.approx(0.5)
+    pred[0, 1] += 1.0
+    assert patch_mse(pred, target).item() == pytest.approx(0.5)
 
 
 def test_normalised_patches_have_zero_mean_unit_variance():
     patches = normalise_patches(torch.rand(3, 5, 48) * 4 + 2)
     torch.testing.assert_close(patches.mean(-1), torch.zeros(3, 5), atol=1e-5, rtol=0)
-    torch.testing.assert_close(patches.var(-1), torch.ones(3, 5), atol=1e-4, rtol=0)
+    torch.testing.assert_close(patches.var(-1, correction=0), torch.ones(3, 5), atol=1e-4, rtol=0)
 
 
 def test_patchify_orders_tokens_by_time_row_column():
@@ -122,8 +157,9 @@ def test_pretraining_model_outputs(name, steps, ratio):
     model = build_masked_autoencoder(_config(name))
     out = model(_clip(), torch.Generator().manual_seed(0))
     patch_dim = 8 * 8 * 3 * (4 // steps)
-    assert out.pred.shape == out.target.shape == (2, steps, 16, patch_dim)
-    assert out.mask.float().mean().item() == pytest.approx(ratio)
+    sequences, masked = (2 * steps, 12) if steps == 4 else (2, 28)  # per frame: 16 x 0.75; per clip: 32 x 0.875
+    assert out.pred.shape == out.target.shape == (sequences, round(masked * model.decoder_keep), patch_dim)
+    assert out.mask.shape == (2, steps, 16) and out.mask.float().mean().item() == pytest.approx(ratio)
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
 
 

@@ -68,12 +68,19 @@ class MaskableViT(nn.Module):
         """[S, L, ...] -> [B, T', N, ...] (inverse of :meth:`to_sequences`)."""
         return seq_values.reshape(-1, *self.grid, *seq_values.shape[2:])
 
-    def embed(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
-        """Clip [B, T, C, H, W] -> embedded tokens with positions [S, L_vis, D] for ``ids_keep`` [S, L_vis] (all if None)."""
+    def patch_sequences(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip [B, T, C, H, W] -> patch pixel vectors per sequence [S, L, P] (:func:`patchify` order)."""
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"{type(self).__name__} built for clips [B, {', '.join(map(str, self.input_shape))}], "
                              f"got {list(x.shape)}")
-        pixels = self.to_sequences(patchify(x, self.patch_size, self.tubelet_size))
+        return self.to_sequences(patchify(x, self.patch_size, self.tubelet_size))
+
+    def embed(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Clip [B, T, C, H, W] -> embedded tokens with positions [S, L_vis, D] for ``ids_keep`` [S, L_vis] (all if None)."""
+        return self.embed_patches(self.patch_sequences(x), ids_keep)
+
+    def embed_patches(self, pixels: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch vectors [S, L, P] -> embedded tokens with positions [S, L_vis, D] for ``ids_keep`` (all if None)."""
         positions = self.pos_embed.expand(pixels.shape[0], -1, -1)
         if ids_keep is not None:
             pixels = torch.gather(pixels, 1, ids_keep.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))
@@ -87,7 +94,12 @@ class MaskableViT(nn.Module):
         Only the kept tokens are embedded and enter the Blocks, so cost scales with L_vis.
         ``attn_mask`` (additive, broadcastable to [S, heads, L_vis, L_vis]) is passed to every Block.
         """
-        tokens = self.embed(x, ids_keep)
+        return self.encode_patches(self.patch_sequences(x), ids_keep, attn_mask)
+
+    def encode_patches(self, pixels: torch.Tensor, ids_keep: torch.Tensor | None = None,
+                       attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """:meth:`encode_sequences` from patch vectors [S, L, P] (:meth:`patch_sequences`) -> [S, L_vis, D]."""
+        tokens = self.embed_patches(pixels, ids_keep)
         for block in self.blocks:
             tokens = block(tokens, attn_mask=attn_mask)
         return self.norm(tokens)
@@ -99,18 +111,20 @@ class MaskableViT(nn.Module):
 
 @dataclass(frozen=True)
 class SSLDefaults:
-    """Masked-pretraining defaults of a ViT size: masking strategy and ratio, light decoder shape."""
+    """Masked-pretraining defaults of a ViT size: masking strategy and ratio, light decoder shape, and the
+    share of masked tokens the decoder reconstructs (1: all; < 1: VideoMAE V2 decoder masking)."""
 
     masking: str
     mask_ratio: float
     decoder_dim: int
     decoder_depth: int
     decoder_heads: int
+    decoder_keep: float = 1.0
 
 
 def register_vit_sizes(cls: type[MaskableViT], sizes: dict[str, dict], *, family: str, masking: str,
                        mask_ratio: float) -> None:
-    """Register one encoder builder per named size; ``size["decoder"]`` = (dim, depth, heads) of its SSL decoder."""
+    """Register one encoder builder per named size; ``size["decoder"]`` = (dim, depth, heads[, keep]) of its SSL decoder."""
     for name, size in sizes.items():
         _register_vit(name, cls, size, SSLDefaults(masking, mask_ratio, *size["decoder"]), family)
 

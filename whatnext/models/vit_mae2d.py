@@ -71,7 +71,7 @@ class MAE2DViT(MaskableViT):
 
 
 MAE2D_SIZES = {  # patch, dim, depth, heads, temporal blocks K, SSL decoder (dim, depth, heads)
-    "mae2d_vit_tiny": dict(patch_size=8, embed_dim=96, depth=4, num_heads=3, temporal_blocks=2, decoder=(48, 1, 3)),
+    "mae2d_vit_tiny": dict(patch_size=8, embed_dim=96, depth=4, num_heads=3, temporal_blocks=2, decoder=(32, 1, 1)),
     "mae2d_vit_b16": dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, temporal_blocks=6, decoder=(384, 4, 6)),
 }
 

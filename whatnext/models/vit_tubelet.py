@@ -18,7 +18,7 @@ class TubeletViT(MaskableViT):
 
 
 TUBELET_SIZES = {  # tubelet t x p x p, dim, depth, heads, SSL decoder (dim, depth, heads)
-    "videomae_vit_tiny": dict(tubelet_size=2, patch_size=8, embed_dim=96, depth=4, num_heads=3, decoder=(48, 1, 3)),
+    "videomae_vit_tiny": dict(tubelet_size=2, patch_size=8, embed_dim=96, depth=4, num_heads=3, decoder=(32, 1, 1)),
     "videomae_vit_s16": dict(tubelet_size=2, patch_size=16, embed_dim=384, depth=12, num_heads=6, decoder=(192, 4, 3)),
     "videomae_vit_b16": dict(tubelet_size=2, patch_size=16, embed_dim=768, depth=12, num_heads=12, decoder=(384, 4, 6)),
 }

@@ -9,7 +9,8 @@ learning rate, so merely continuing it would learn little).
 
 Outputs, written only when training completes: ``--out`` an ``"encoder"`` checkpoint
 (``model_config`` = the encoder's config, ``meta`` = family, generation, parent, final loss)
-and ``--metrics`` a JSON with the reconstruction loss per epoch.
+and ``--metrics`` a JSON with the reconstruction loss per epoch and the fixed-mask probe loss of
+the finished model (:mod:`whatnext.ssl.probe`: the figure to compare generations by).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
 from whatnext.ssl.mae_models import MaskedAutoencoder, build_masked_autoencoder
+from whatnext.ssl.probe import probe_loss
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,7 @@ class Generation:
 
     model: MaskedAutoencoder
     trainer: Trainer
+    normaliser: ClipNormaliser
     config: dict  # the encoder's model_config
     number: int  # 1 for a generation from scratch, parent's + 1 otherwise
     parent: Path | None
@@ -127,12 +130,13 @@ def open_generation(family: Family, *, data: Path, arch: str, img_size: int, ini
     number = (parent["meta"].get("generation", 0) if parent else 0) + 1
     parent_sha = file_sha256(init_encoder) if init_encoder else None
     dataset = ssl_dataset(data, splits, img_size)
+    normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
     trainer = Trainer(
-        model, dataset, ReconstructionLoss(ClipNormaliser.from_stats_file(data / "norm_stats.json")), train, drop_last=True, betas=SSL_BETAS, desc=f"{family.name} g{number}",
+        model, dataset, ReconstructionLoss(normaliser), train, drop_last=True, betas=SSL_BETAS, desc=f"{family.name} g{number}",
         fingerprint={"family": family.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )
-    return Generation(model, trainer, config, number, init_encoder, parent_sha)
+    return Generation(model, trainer, normaliser, config, number, init_encoder, parent_sha)
 
 
 def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
@@ -146,6 +150,7 @@ def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init
                           mask_ratio=mask_ratio, splits=splits, train=train)
     gen.trainer.resume_if_possible()
     result = gen.trainer.fit()
+    probe = probe_loss(gen.model, ClipDataset(data, splits[0], frame_size=img_size), gen.normaliser)
     summary = {
         "family": family.name,
         "arch": arch,
@@ -153,6 +158,8 @@ def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init
         "parent": str(gen.parent) if gen.parent else None,
         "parent_sha256": gen.parent_sha256,
         "final_loss": result.final_loss,
+        "probe_loss": probe,
+        "probe_split": splits[0],
         "mask_ratio": mask_ratio,
         "splits": list(splits),
         "num_clips": len(gen.trainer.dataset),
@@ -162,7 +169,7 @@ def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init
     save_checkpoint(out, kind="encoder", model_config=gen.config, state_dict=gen.model.encoder.state_dict(), meta=summary)
     write_metrics(metrics, result.history, **summary)
     gen.trainer.clear_resume_state()
-    log.info("generation %d of %s done: final reconstruction loss %.4f", gen.number, arch, result.final_loss)
+    log.info("generation %d of %s done: final reconstruction loss %.4f, probe %.4f", gen.number, arch, result.final_loss, probe)
     return summary
 
 

@@ -72,8 +72,26 @@ def visible_indices(mask: torch.Tensor) -> torch.Tensor:
 
     Every row must have the same number of visible tokens.
     """
-    visible = ~mask
-    counts = visible.sum(1)
+    return _indices_where(~mask, "visible")
+
+
+def reconstructed_indices(mask: torch.Tensor, keep: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bool mask [S, L] -> ascending indices [S, L_rec] of the masked tokens the decoder reconstructs.
+
+    ``keep`` = 1: every masked token. ``keep`` < 1: a random ``round(keep * L_masked)`` of them per
+    sequence (at least one), drawn from ``generator`` -- VideoMAE V2's decoder masking, which cuts the
+    decoder's tokens and the loss to that share.
+    """
+    ids = _indices_where(mask, "masked")
+    count = max(1, round(keep * ids.shape[1]))
+    if count == ids.shape[1]:
+        return ids
+    picks = torch.rand(ids.shape, generator=generator).argsort(dim=1)[:, :count].sort(dim=1).values
+    return torch.gather(ids, 1, picks.to(ids.device))
+
+
+def _indices_where(selected: torch.Tensor, what: str) -> torch.Tensor:
+    counts = selected.sum(1)
     if counts.numel() and not bool((counts == counts[0]).all()):
-        raise ValueError("every sequence must keep the same number of visible tokens")
-    return visible.nonzero()[:, 1].reshape(mask.shape[0], -1)
+        raise ValueError(f"every sequence must keep the same number of {what} tokens")
+    return selected.nonzero()[:, 1].reshape(selected.shape[0], -1)
