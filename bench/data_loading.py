@@ -7,8 +7,9 @@ in a temporary folder. On one core (torch threads = 1, no DataLoader workers) it
 second of this process (robust on a shared machine), median of R rounds that interleave the passes over
 the same N training clips:
 
-- raw decode: the clips' 4 JPEGs decoded from bytes already in memory (PIL, full size; and in draft
-  mode to the CPU size): the floor to approach;
+- raw decode: the clips' 4 JPEGs decoded from bytes already in memory with the reader's own decoders
+  (TorchCodec at full size; Pillow in draft mode to the CPU size): the floor to approach; and Pillow at full
+  size for reference (the reader's full-size decoder before TorchCodec);
 - reader: ``ClipDataset`` (zip read + decode) alone;
 - reader + augmentation: ``ClipDataset`` with the loaders' ``TrainTransform`` (random resized crop and
   label-aware flip, uint8 out) at 224 px and at the CPU default size, decoding to 1.15 x that size with
@@ -25,13 +26,16 @@ the loaders' reader + augmentation).
 
 from __future__ import annotations
 
+import io
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import click
+import numpy as np
 import torch
+from PIL import Image
 
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.clip_transforms import TrainTransform
@@ -75,6 +79,9 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
         def raw(frame_size, draft, resize=True):
             return lambda: [[decode_jpeg(b, frame_size, draft, resize) for b in clip] for clip in payloads]
 
+        def raw_pillow():
+            return lambda: [[np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in clip] for clip in payloads]
+
         def pipeline(size, frame_size, draft, augment=True, resize=True):
             ds = ClipDataset(data_dir, "train", TrainTransform(size) if augment else None,
                              frame_size=frame_size, draft=draft, resize=resize)
@@ -88,6 +95,7 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
         resize = round(cpu_size * 1.15)  # decode a little above the crop size, then random-resized-crop
         passes = {
             ("raw JPEG decode (in-memory bytes)", source_px, "-", "full"): raw(None, False),
+            ("raw JPEG decode, Pillow (reference)", source_px, "-", "pillow"): raw_pillow(),
             (f"raw JPEG decode, draft to {resize} px", resize, "on", "draft"): raw(resize, True),
             ("reader only (zip read + decode)", source_px, "-", "full"): pipeline(0, None, False, False),
             ("reader + augmentation", 224, "-", "full"): pipeline(224, None, False),

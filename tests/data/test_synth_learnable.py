@@ -28,8 +28,8 @@ def fresh_clips(label: int, n: int, size: int) -> torch.Tensor:
     clips = []
     for i in range(n):
         frames = render_clip(program, sample_scene(np.random.default_rng([99, label, i]), size))
-        clips.append(np.stack([decode_jpeg(_jpeg(f, 90)) for f in frames]))
-    return torch.from_numpy(np.stack(clips)).permute(0, 1, 4, 2, 3)
+        clips.append(torch.stack([decode_jpeg(_jpeg(f, 90)) for f in frames]))
+    return torch.stack(clips)
 
 
 def pair_auc(model, prep, a: int, b: int, size: int) -> float:
