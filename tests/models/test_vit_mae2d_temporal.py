@@ -23,6 +23,8 @@ def test_temporal_attention_is_exact_identity_at_init():
 
 
 def test_frames_do_not_interact_at_init():
+    """On raw frames (the clip residual would mix frames by design) the zero-initialised temporal
+    attention keeps every frame's tokens independent of the other frames."""
     encoder = build_encoder(CONFIG)
     x = _clip()
     changed = x.clone()
@@ -46,3 +48,13 @@ def test_temporal_projection_receives_gradient_at_init():
     encoder(_clip()).square().mean().backward()
     grad = encoder.temporal["3"].attn.proj.weight.grad
     assert grad is not None and grad.abs().sum() > 0
+
+
+def test_clip_residual_ignores_what_every_frame_shares():
+    """With the clip residual, a static background added to every frame leaves the tokens unchanged."""
+    encoder = build_encoder(CONFIG | {"encoder_kwargs": {"clip_residual": True}}).eval()
+    x = _clip()
+    background = torch.randn_like(x[:, :1])
+    torch.testing.assert_close(encoder(x + background), encoder(x), rtol=1e-4, atol=1e-4)
+    raw = build_encoder(CONFIG).eval()
+    assert not torch.allclose(raw(x + background), raw(x), atol=1e-2)

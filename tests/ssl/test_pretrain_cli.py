@@ -149,3 +149,13 @@ def test_truncated_init_encoder_is_refused(tiny_data_dir, tmp_path):
     prev.write_bytes(good.read_bytes()[:1000])
     result, _, _ = run(tiny_data_dir, tmp_path, extra=["--init-encoder", str(prev)])
     assert result.exit_code == 2 and f"{prev}: unreadable or truncated checkpoint" in result.output
+
+
+def test_clip_residual_is_kept_in_the_encoder_config_and_reaches_the_classifier():
+    from whatnext.finetune.driver import classifier_config
+    from whatnext.models import build_encoder, build_model
+
+    config = encoder_config("videomae_vit_tiny", 32, 0.9, clip_residual=True)
+    assert build_encoder(config).clip_residual
+    assert build_model(classifier_config(config, "attn", drop_path=0.0)).encoder.clip_residual
+    assert not build_encoder(encoder_config("videomae_vit_tiny", 32, 0.9)).clip_residual

@@ -58,9 +58,14 @@ FAMILIES = {"mae2d": Family("mae2d", 0.75), "videomae": Family("videomae", 0.9)}
 ENCODER_IDENTITY = ("encoder", "img_size", "num_frames", "encoder_kwargs")  # what a parent must share
 
 
-def encoder_config(arch: str, img_size: int, mask_ratio: float) -> dict:
-    """The ``model_config`` of a generation's encoder (``build_encoder`` / ``build_masked_autoencoder`` input)."""
-    return {"encoder": arch, "img_size": img_size, "num_frames": NUM_FRAMES, "ssl": {"mask_ratio": mask_ratio}}
+def encoder_config(arch: str, img_size: int, mask_ratio: float, clip_residual: bool = False) -> dict:
+    """The ``model_config`` of a generation's encoder (``build_encoder`` / ``build_masked_autoencoder`` input);
+    ``clip_residual`` (the encoder sees frames minus their clip mean) is stored in ``encoder_kwargs`` and so
+    travels with the checkpoint to finetuning."""
+    config = {"encoder": arch, "img_size": img_size, "num_frames": NUM_FRAMES, "ssl": {"mask_ratio": mask_ratio}}
+    if clip_residual:
+        config["encoder_kwargs"] = {"clip_residual": True}
+    return config
 
 
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
@@ -119,10 +124,10 @@ class Generation:
 
 
 def open_generation(family: Family, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
-                    mask_ratio: float, splits: tuple[str, ...], train: TrainOptions) -> Generation:
+                    mask_ratio: float, splits: tuple[str, ...], train: TrainOptions, clip_residual: bool = False) -> Generation:
     """Build the model (seeded; parent encoder loaded, decoder fresh), data and a fresh trainer (step 0)."""
     seed_everything(train.seed)
-    config = encoder_config(arch, img_size, mask_ratio)
+    config = encoder_config(arch, img_size, mask_ratio, clip_residual)
     parent = load_parent_encoder(init_encoder, family, config) if init_encoder else None
     model = build_pretrainer(family, config)
     if parent is not None:
@@ -140,14 +145,15 @@ def open_generation(family: Family, *, data: Path, arch: str, img_size: int, ini
 
 
 def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
-                   out: Path, metrics: Path, mask_ratio: float, splits: tuple[str, ...], train: TrainOptions) -> dict:
+                   out: Path, metrics: Path, mask_ratio: float, splits: tuple[str, ...], train: TrainOptions,
+                   clip_residual: bool = False) -> dict:
     """Train one generation (resuming from ``train.resume_dir`` if a state is there), then write its
     encoder checkpoint and metrics and clear the resume state; returns the metrics summary.
 
     Raises :class:`~whatnext.runtime.trainer.TrainingIncomplete` when stopped early.
     """
     gen = open_generation(family, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder,
-                          mask_ratio=mask_ratio, splits=splits, train=train)
+                          mask_ratio=mask_ratio, splits=splits, train=train, clip_residual=clip_residual)
     gen.trainer.resume_if_possible()
     result = gen.trainer.fit()
     probe = probe_loss(gen.model, ClipDataset(data, splits[0], frame_size=img_size), gen.normaliser)
@@ -198,11 +204,13 @@ def ssl_command(family_name: str) -> click.Command:
                   show_default=True, help="Fraction of patches masked.")
     @click.option("--splits", default=",".join(ALL_SPLITS), show_default=True, callback=_parse_splits,
                   help="Splits whose frames are used (no labels read).")
+    @click.option("--clip-residual", is_flag=True,
+                  help="The encoder sees each frame minus the clip's mean frame (kept in the checkpoint's config).")
     @training_options(epochs=100, batch_size=64, lr=1.5e-4, weight_decay=0.05, warmup_epochs=5.0)
-    def main(data, arch, img_size, init_encoder, out, metrics, mask_ratio, splits, train):
+    def main(data, arch, img_size, init_encoder, out, metrics, mask_ratio, splits, clip_residual, train):
         try:
             run_generation(family, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder, out=out,
-                           metrics=metrics, mask_ratio=mask_ratio, splits=splits, train=train)
+                           metrics=metrics, mask_ratio=mask_ratio, splits=splits, train=train, clip_residual=clip_residual)
         except (DataFormatError, ValueError) as err:
             raise BadInput(str(err)) from None
 
