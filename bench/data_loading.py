@@ -99,7 +99,7 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
             (f"raw JPEG decode, draft to {resize} px", resize, "on", "draft"): raw(resize, True),
             ("reader only (zip read + decode)", source_px, "-", "full"): pipeline(0, None, False, False),
             ("reader + augmentation", 224, "-", "full"): pipeline(224, None, False),
-            (f"reader({resize} px) + augmentation", cpu_size, "off", "full"): pipeline(cpu_size, resize, False),
+            (f"reader({resize} px) + augmentation", cpu_size, "off", "pillow"): pipeline(cpu_size, resize, False),
             (f"reader({resize} px) + augmentation", cpu_size, "on", "draft"): pipeline(cpu_size, resize, True),
             (f"raw JPEG decode, draft only (>= {resize} px)", f">={resize}", "on", "draft-only"): raw(resize, True, False),
             ("reader(draft only) + augmentation", cpu_size, "on", "draft-only"): pipeline(cpu_size, resize, True, resize=False),
