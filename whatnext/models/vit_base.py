@@ -25,6 +25,11 @@ from whatnext.models.patches import patchify
 from whatnext.models.registry import ENCODERS
 
 
+def gather_tokens(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """values [S, L, F] at ids [S, L'] -> [S, L', F]."""
+    return torch.gather(values, 1, ids.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+
+
 class MaskableViT(nn.Module):
     """Patch embedding + learned position embedding -> timm Blocks -> LayerNorm.
 
@@ -91,8 +96,7 @@ class MaskableViT(nn.Module):
         """Patch vectors [S, L, P] -> embedded tokens with positions [S, L_vis, D] for ``ids_keep`` (all if None)."""
         positions = self.pos_embed.expand(pixels.shape[0], -1, -1)
         if ids_keep is not None:
-            pixels = torch.gather(pixels, 1, ids_keep.unsqueeze(-1).expand(-1, -1, pixels.shape[-1]))
-            positions = torch.gather(positions, 1, ids_keep.unsqueeze(-1).expand(-1, -1, positions.shape[-1]))
+            pixels, positions = gather_tokens(pixels, ids_keep), gather_tokens(positions, ids_keep)
         return self.patch_embed(pixels) + positions
 
     def encode_sequences(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None,

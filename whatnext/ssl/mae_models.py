@@ -22,7 +22,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 
 from whatnext.models import build_encoder
-from whatnext.models.vit_base import MaskableViT
+from whatnext.models.vit_base import MaskableViT, gather_tokens
 from whatnext.ssl.masking import Masking, build_masking, reconstructed_indices, visible_indices
 
 
@@ -38,11 +38,6 @@ def normalise_patches(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 def patch_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean over patches of the per-patch MSE: pred, target [..., P] -> scalar (fused forward and backward)."""
     return F.mse_loss(pred, target)
-
-
-def gather_tokens(values: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """values [S, L, F] at ids [S, L'] -> [S, L', F]."""
-    return torch.gather(values, 1, ids.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
 
 
 class MAEDecoder(nn.Module):
