@@ -2,6 +2,8 @@
 
 Called as ``python -m whatnext.<area>.<stage> ARGS``; each file holds the command line, so a
 job's outputs change exactly when its command does. Never used outside tests/workflow.
+It refuses to overwrite a file: Snakemake deletes a job's outputs before running it, so an existing
+path is another job's output (rewriting it would make its readers look stale to the next run).
 """
 
 import sys
@@ -16,9 +18,13 @@ DIR_OUTPUTS = {
         "cascade_table.html", "confusion.png", "stacker_weights.png",
     ),
 }
+# Flags of FILE_FLAGS that name a file the stage reads (the stacker's outputs, for report_assets).
+INPUT_FLAGS = {"whatnext.analysis.report_assets": ("--weights", "--oof-probs")}
 
 
 def write(path: Path, text: str) -> None:
+    if path.exists():
+        sys.exit(f"stand-in python: refusing to overwrite {path}, an existing file (an input?)")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
 
@@ -30,7 +36,7 @@ def main(argv: list[str]) -> None:
         if module in DIR_OUTPUTS and flag in ("--out", "--out-dir"):
             for name in DIR_OUTPUTS[module]:
                 write(Path(value) / name, text)
-        elif flag in FILE_FLAGS:
+        elif flag in FILE_FLAGS and flag not in INPUT_FLAGS.get(module, ()):
             write(Path(value), text)
             if value.endswith(".npz"):
                 write(Path(value).with_suffix(".json"), text)

@@ -121,10 +121,17 @@ def smoke_with(tmp: Path, name: str, change=None) -> Path:
     return write_config(tmp / name, config)
 
 
+def planned_with_reasons(printout: str) -> str:
+    """One line per job of a dry run: rule, wildcards and Snakemake's reason (printed by default in 9.x)."""
+    jobs = dry_run_jobs(printout)
+    lines = [f"{job.rule} [{job.fields.get('wildcards', '')}]: {job.fields.get('reason')}" for job in jobs]
+    return "planned jobs:\n" + "\n".join(lines) if jobs else printout[-3000:]
+
+
 @pytest.fixture(scope="module")
 def finished_smoke_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smoke")
-    result = snakemake(tmp, smoke_with(tmp, "smoke.yaml"), "--cores", "2", env=stand_in_env(tmp))
+    result = snakemake(tmp, smoke_with(tmp, "smoke.yaml"), "--cores", "2", "--show-failed-logs", env=stand_in_env(tmp))
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp
 
@@ -133,7 +140,7 @@ def test_second_run_with_nothing_changed_runs_nothing(finished_smoke_run):
     tmp = finished_smoke_run
     result = snakemake(tmp, tmp / "smoke.yaml", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "Nothing to be done" in result.stdout + result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr, planned_with_reasons(result.stdout)
 
 
 def test_changing_a_last_round_member_reruns_only_that_member_and_the_ensemble(finished_smoke_run):
