@@ -3,13 +3,13 @@
     python bench/finetune_step.py [--img-size 32] [--batch-size 32] [--threads 1] [--steps 3] [--data DATA]
 
 For each (track, encoder, head, aux) it times full training steps of the finetuning objective
-(colour jitter + normalisation of random uint8 clips [B, 4, 3, S, S], forward, loss, backward, AdamW
-step) and reports the
+(augmentation of random uint8 clips [B, 4, 3, S, S]: crop, resize, flip, colour jitter, normalisation;
+forward, loss, backward, AdamW step) and reports the
 median over ``--steps`` steps after one warm-up step of clips per wall second and clips per
 CPU second of this process (the latter barely moves when other jobs share the machine; with one
 thread on an idle machine the two agree), plus inference clips/s (one view, no grad). With
-``--data`` it also times the training data pipeline (JPEG decode + clip-coherent augmentation,
-one and two views) on that data dir. Prints a Markdown table.
+``--data`` it also times the training loader's work (JPEG decode + batch collation) on that data dir.
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from pathlib import Path
 import click
 import torch
 
+from whatnext.data.clip_batches import collate_clips
 from whatnext.data.clip_normalise import ClipNormaliser
-from whatnext.finetune.augment import STANDARD
+from whatnext.finetune.augment import STANDARD, train_augmenter
 from whatnext.finetune.driver import FinetuneObjective
 from whatnext.finetune.optim import layer_decay_groups
 from whatnext.models import build_model, list_heads
@@ -49,11 +50,11 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
     torch.manual_seed(0)
     classifier = build_model({"encoder": encoder, "head": head, "img_size": img_size, "num_frames": 4})
     normaliser = ClipNormaliser([0.45] * 3, [0.25] * 3)
-    objective = FinetuneObjective(classifier, aux, 0.1, normaliser, STANDARD.jitter)
+    augment = train_augmenter(img_size, STANDARD, normaliser, two_views="consistency" in aux)
+    objective = FinetuneObjective(classifier, aux, 0.1, augment)
     optimizer = torch.optim.AdamW(layer_decay_groups(objective, 1e-3, 0.05, 0.75, "classifier.encoder."))
-    views = 2 if "consistency" in aux else 1
-    shape = (batch_size, views, 4, 3, img_size, img_size) if views > 1 else (batch_size, 4, 3, img_size, img_size)
-    batch = (torch.randint(0, 256, shape, dtype=torch.uint8), torch.randint(0, 33, (batch_size,)), None)
+    clips = torch.randint(0, 256, (batch_size, 4, 3, img_size, img_size), dtype=torch.uint8)
+    batch = (clips, torch.randint(0, 33, (batch_size,)), None, [(img_size, img_size)] * batch_size)
 
     def train_step():
         loss = objective.loss(batch)
@@ -63,7 +64,6 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
 
     train = [timed(train_step) for _ in range(steps + 1)][1:]
     classifier.eval()
-    clips = batch[0][:, 0] if views > 1 else batch[0]
     with torch.no_grad():
         infer = [timed(lambda: classifier(normaliser(clips))) for _ in range(steps + 1)][1:]
 
@@ -73,18 +73,15 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
     return {"train_wall": rate(train, 0), "train_cpu": rate(train, 1), "infer_wall": rate(infer, 0), "infer_cpu": rate(infer, 1)}
 
 
-def time_data(data: Path, img_size: int, clips: int) -> dict[str, tuple[float, float]]:
-    """Clips per wall / CPU second of decode + augmentation, with one and with two views."""
-    from whatnext.finetune.augment import train_transform
+def time_data(data: Path, batch_size: int, clips: int) -> tuple[float, float]:
+    """Clips per wall / CPU second of the training loader's work: decode and collate batches."""
     from whatnext.finetune.training_sets import open_training_set
 
-    rates = {}
-    for views in (1, 2):
-        dataset = open_training_set(data, "train", train_transform(img_size, STANDARD, views == 2), 33)
-        n = min(clips, len(dataset))
-        wall, cpu = timed(lambda: [dataset[i] for i in range(n)])
-        rates[f"{views} view(s)"] = (n / wall, n / cpu)
-    return rates
+    dataset = open_training_set(data, "train", 33)
+    n = min(clips, len(dataset))
+    wall, cpu = timed(lambda: [collate_clips([dataset[i] for i in range(start, min(start + batch_size, n))])
+                               for start in range(0, n, batch_size)])
+    return n / wall, n / cpu
 
 
 @click.command()
@@ -105,9 +102,8 @@ def main(img_size, batch_size, threads, steps, data):
                 print(f"| {track} | {encoder} | {head} | {'+'.join(aux) or '-'} | {r['train_wall']:.1f} | {r['train_cpu']:.1f} "
                       f"| {r['infer_wall']:.1f} | {r['infer_cpu']:.1f} |", flush=True)
     if data is not None:
-        print("\n| data pipeline (decode + augment) | clips/s wall | clips/CPU-s |\n| --- | ---: | ---: |")
-        for name, (wall, cpu) in time_data(data, img_size, clips=200).items():
-            print(f"| {name} | {wall:.0f} | {cpu:.0f} |")
+        wall, cpu = time_data(data, batch_size, clips=200)
+        print(f"\n| training loader (decode + collate) | clips/s wall | clips/CPU-s |\n| --- | ---: | ---: |\n| {data} | {wall:.0f} | {cpu:.0f} |")
 
 
 if __name__ == "__main__":

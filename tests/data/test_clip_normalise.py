@@ -73,9 +73,18 @@ def test_same_seed_same_output():
     assert torch.equal(first, ClipNormaliser(MEAN, STD)(clips, jitter=0.3))
 
 
-def test_float_input_is_refused():
-    with pytest.raises(ValueError, match="uint8"):
-        ClipNormaliser(MEAN, STD)(torch.zeros(1, 4, 3, 8, 8))
+def test_float_input_in_0_255_gives_what_the_same_uint8_clips_give():
+    clips = random_clips(2)
+    torch.manual_seed(3)
+    from_uint8 = ClipNormaliser(MEAN, STD)(clips, jitter=0.4)
+    torch.manual_seed(3)
+    from_float = ClipNormaliser(MEAN, STD)(clips.float(), jitter=0.4)
+    assert torch.allclose(from_float, from_uint8, atol=1e-6)
+
+
+def test_integer_input_other_than_uint8_is_refused():
+    with pytest.raises(ValueError, match="uint8 or float"):
+        ClipNormaliser(MEAN, STD)(torch.zeros(1, 4, 3, 8, 8, dtype=torch.int32))
 
 
 def test_reads_the_stats_file_and_names_a_bad_one(tmp_path):

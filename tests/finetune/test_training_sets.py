@@ -61,13 +61,15 @@ def test_items_carry_the_attached_label_not_the_sources(splits):
     assert (clip_id, label, int(frames[0, 0, 0, 0])) == ("7", 18, 7)
 
 
-def test_transform_sees_the_pseudo_label_and_may_change_it(splits):
-    def mirror_18_19(frames, label):
-        return frames.float(), {18: 19, 19: 18}.get(label, label)
+def test_the_training_steps_flip_swaps_a_pseudo_label_like_a_real_one(splits):
+    from whatnext.data.clip_batches import collate_clips
+    from whatnext.data.clip_normalise import ClipNormaliser
+    from whatnext.data.clip_transforms import ClipAugmenter
 
-    ds = compose_training_set(splits, "train", pseudo_labels=np.array([3, 18, 0, 32]), transform=mirror_18_19)
-    _, label, _ = ds[4]
-    assert label == 19
+    ds = compose_training_set(splits, "train", pseudo_labels=np.array([3, 18, 0, 32]))
+    frames, labels, clip_ids, sizes = collate_clips([ds[1], ds[4]])  # real 18 (clip 2), pseudo 18 (clip 7)
+    _, flipped = ClipAugmenter(2, ClipNormaliser([0.5] * 3, [0.5] * 3), flip_p=1.0)(frames, labels, sizes)
+    assert clip_ids == ["2", "7"] and labels.tolist() == [18, 18] and flipped.tolist() == [19, 19]
 
 
 def test_unknown_fit_is_rejected(splits):

@@ -1,9 +1,8 @@
 """uint8 clip batches -> the models' normalised float32 input, with optional clip-coherent colour jitter.
 
-The loaders deliver uint8 clips: decoding, crop, resize and the label-aware flip run in the DataLoader
-workers, 4x fewer bytes than float32 cross the worker pipes and the host-to-device copy, and the
-per-pixel float work (colour jitter and normalisation) runs here, on the batch, on whatever device the
-batch is on (the GPU on the cluster). Normalisation uses the training split's statistics
+The loaders deliver uint8 clips (4x fewer bytes than float32 through the worker pipes and the
+host-to-device copy); the per-pixel float work (colour jitter and normalisation) runs here, on the batch,
+on whatever device the batch is on (the GPU on the cluster). Normalisation uses the training split's statistics
 (``norm_stats.json``), never ImageNet constants.
 """
 
@@ -20,7 +19,8 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's rgb_to_grays
 
 
 class ClipNormaliser:
-    """uint8 clips [..., T, C, H, W] -> float32 ``(x / 255 - mean) / std`` per RGB channel, same shape.
+    """Clips [..., T, C, H, W] of 0..255 values (uint8, or float as resized on a GPU) -> float32
+    ``(x / 255 - mean) / std`` per RGB channel, same shape.
 
     ``jitter`` > 0 also adjusts brightness, contrast and saturation as ``v2.ColorJitter`` does, with one
     draw of factors b, c, s uniform in [1 - jitter, 1 + jitter] per clip (each index of the leading dims
@@ -43,8 +43,8 @@ class ClipNormaliser:
         return cls(*load_norm_stats(path))
 
     def __call__(self, clips: torch.Tensor, jitter: float = 0.0) -> torch.Tensor:
-        if clips.dtype != torch.uint8 or clips.ndim < 4 or clips.shape[-3] != 3:
-            raise ValueError(f"expected uint8 clips [..., T, 3, H, W], got {clips.dtype} {list(clips.shape)}")
+        if not (clips.dtype == torch.uint8 or clips.is_floating_point()) or clips.ndim < 4 or clips.shape[-3] != 3:
+            raise ValueError(f"expected uint8 or float clips [..., T, 3, H, W], got {clips.dtype} {list(clips.shape)}")
         t, c, h, w = clips.shape[-4:]
         x = clips.reshape(-1, t, c, h * w).float()  # [N, T, 3, HW], 0..255
         mean, std = self.mean.to(x.device), self.std.to(x.device)

@@ -31,10 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from whatnext.data.class_table import load_class_table
+from whatnext.data.clip_batches import collate_clips
 from whatnext.data.clip_normalise import ClipNormaliser
+from whatnext.data.clip_transforms import ClipAugmenter
 from whatnext.data.tta import TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
-from whatnext.finetune.augment import Augmentation, train_transform
+from whatnext.finetune.augment import Augmentation, train_augmenter
 from whatnext.finetune.evaluation import predict_probs, topk_accuracy
 from whatnext.finetune.losses import AUX_WEIGHTS, pair_direction_loss, symmetric_kl
 from whatnext.finetune.optim import layer_decay_groups
@@ -116,19 +118,19 @@ def finetune_options(**defaults):
 class FinetuneObjective(nn.Module):
     """The module the trainer optimises: the classifier and, with pair direction, its auxiliary head.
 
-    ``loss(batch)``: batch = (frames, labels long [B], clip ids); frames uint8 [B, T, C, H, W], or
-    [B, 2, T, C, H, W] (two views) with consistency, colour-jittered (strength ``jitter``, per clip and
-    view) and normalised by ``normaliser``. Returns the scalar training loss (nats):
-    label-smoothed cross-entropy (averaged over views) + 0.3 pair direction + 0.2 symmetric KL.
+    ``loss(batch)``: batch = (frames uint8 [B, T, C, H, W], labels long [B], clip ids, frame sizes) as
+    :func:`~whatnext.data.clip_batches.collate_clips` makes it, augmented by ``augment`` into one view per
+    clip, or two with consistency (a :class:`~whatnext.data.clip_transforms.ClipAugmenter` of 2 views).
+    Returns the scalar training loss (nats): label-smoothed cross-entropy (averaged over views) + 0.3 pair
+    direction + 0.2 symmetric KL.
     """
 
-    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], label_smoothing: float,
-                 normaliser: ClipNormaliser, jitter: float):
+    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], label_smoothing: float, augment: ClipAugmenter):
         super().__init__()
         self.classifier = classifier
         self.aux = aux
         self.label_smoothing = label_smoothing
-        self.normaliser, self.jitter = normaliser, jitter
+        self.augment = augment
         if "pair_direction" in aux:
             steps = classifier.encoder.num_steps
             if steps < 2:
@@ -136,8 +138,7 @@ class FinetuneObjective(nn.Module):
             self.direction = PairDirectionHead(classifier.encoder.embed_dim)
 
     def loss(self, batch) -> torch.Tensor:
-        frames, labels, _ = batch
-        frames = self.normaliser(frames, self.jitter)
+        frames, labels = self.augment(batch[0], batch[1], batch[3])
         views = frames.shape[1] if "consistency" in self.aux else 1
         clips = frames.flatten(0, 1) if views > 1 else frames
         logits, features = self.classifier.forward_with_features(clips)
@@ -166,12 +167,11 @@ def classifier_config(base: dict, head: str, drop_path: float) -> dict:
 
 
 def open_data(ft: FinetuneOptions, size: int, num_classes: int):
-    """(normaliser, training clips, (validation clips, their views) or None for trainval); data errors ->
-    :class:`BadInput`."""
+    """(normaliser, training clips (decoded, not augmented), (validation clips, their views) or None for
+    trainval); data errors -> :class:`BadInput`."""
     try:
         normaliser = ClipNormaliser.from_stats_file(ft.data / "norm_stats.json")
-        transform = train_transform(size, ft.augmentation, two_views="consistency" in ft.aux)
-        dataset = open_training_set(ft.data, ft.fit, transform, num_classes, ft.pseudo)
+        dataset = open_training_set(ft.data, ft.fit, num_classes, ft.pseudo)
         if ft.fit == "trainval":
             return normaliser, dataset, None
         views = TTAViews(size, five_crop=False)
@@ -223,7 +223,8 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
     normaliser, dataset, val = open_data(ft, model_config["img_size"], model_config["num_classes"])
     try:
         classifier = build_model(model_config)
-        objective = FinetuneObjective(classifier, ft.aux, ft.label_smoothing, normaliser, ft.augmentation.jitter)
+        augment = train_augmenter(model_config["img_size"], ft.augmentation, normaliser, two_views="consistency" in ft.aux)
+        objective = FinetuneObjective(classifier, ft.aux, ft.label_smoothing, augment)
     except ValueError as err:
         raise BadInput(f"{source}: {err}") from None
     if family is not None and classifier.encoder.family != family:
@@ -247,7 +248,7 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
         "pseudo_sha256": None if ft.pseudo is None else file_sha256(ft.pseudo),
     }
     trainer = Trainer(
-        objective, dataset, lambda model, batch: model.loss(batch), train, fingerprint=fingerprint,
+        objective, dataset, lambda model, batch: model.loss(batch), train, fingerprint=fingerprint, collate_fn=collate_clips,
         groups=layer_decay_groups(objective, train.lr, train.weight_decay, ft.layer_decay, "classifier.encoder."),
         on_epoch_end=validate if val is not None else None, desc=track,
     )

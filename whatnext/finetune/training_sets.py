@@ -2,13 +2,14 @@
 
 ``--fit train`` learns from the training split and scores the held-out validation split;
 ``--fit trainval`` (the twin) learns from both and scores nothing. ``--pseudo CSV`` adds every
-test clip with its pseudo-label. Labels are attached *before* the clip transform runs, so a
-label-aware flip swaps pseudo-labels exactly as it swaps real ones.
+test clip with its pseudo-label. Items are decoded, unaugmented clips with their labels; the training
+step's label-aware flip (:class:`whatnext.data.clip_transforms.ClipAugmenter`) swaps pseudo-labels exactly
+as it swaps real ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +19,16 @@ from whatnext.finetune.pseudo import read_pseudo_labels
 
 FITS = ("train", "trainval")
 
-# (frames uint8 [T, C, H, W], label) -> (frames float [T, C, H', W'], label)
-ClipTransform = Callable[[object, int], tuple[object, int]]
-
 
 class LabelledClips(Dataset):
     """Clips drawn from several source datasets, each with its own label array.
 
     A source is any dataset with ``clip_ids`` and ``ds[i] -> (frames, label, clip_id)``
     (``whatnext.data.zip_dataset.ClipDataset`` opened without a transform); the label it
-    returns is ignored in favour of ``labels``. ``ds[i] -> (frames, label: int, clip_id: str)``
-    after ``transform(frames, label)``.
+    returns is ignored in favour of ``labels``. ``ds[i] -> (frames, label: int, clip_id: str)``.
     """
 
-    def __init__(self, parts: Sequence[tuple[str, Dataset, np.ndarray]], transform: ClipTransform | None = None):
-        self.transform = transform
+    def __init__(self, parts: Sequence[tuple[str, Dataset, np.ndarray]]):
         self._index: list[tuple[Dataset, int]] = []
         clip_ids, labels, sources = [], [], []
         for name, source, part_labels in parts:
@@ -55,17 +51,13 @@ class LabelledClips(Dataset):
     def __getitem__(self, i: int):
         source, j = self._index[i]
         frames, _, clip_id = source[j]
-        label = int(self.labels[i])
-        if self.transform is not None:
-            frames, label = self.transform(frames, label)
-        return frames, label, clip_id
+        return frames, int(self.labels[i]), clip_id
 
 
 def compose_training_set(
     splits: dict[str, Dataset],
     fit: str,
     pseudo_labels: np.ndarray | None = None,
-    transform: ClipTransform | None = None,
 ) -> LabelledClips:
     """Training clips for ``fit`` from opened splits (``"train"``, ``"val"``, and ``"test"`` with pseudo-labels).
 
@@ -77,13 +69,12 @@ def compose_training_set(
     parts = [(name, splits[name], splits[name].labels) for name in names]
     if pseudo_labels is not None:
         parts.append(("pseudo", splits["test"], pseudo_labels))
-    return LabelledClips(parts, transform)
+    return LabelledClips(parts)
 
 
 def open_training_set(
     data_dir: str | Path,
     fit: str,
-    transform: ClipTransform | None,
     num_classes: int,
     pseudo_csv: str | Path | None = None,
 ) -> LabelledClips:
@@ -93,4 +84,4 @@ def open_training_set(
     names = ["train"] + (["val"] if fit == "trainval" else []) + (["test"] if pseudo_csv is not None else [])
     splits = {name: ClipDataset(data_dir, name) for name in names}
     pseudo = None if pseudo_csv is None else read_pseudo_labels(pseudo_csv, list(splits["test"].clip_ids), num_classes)
-    return compose_training_set(splits, fit, pseudo, transform)
+    return compose_training_set(splits, fit, pseudo)

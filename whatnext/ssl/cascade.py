@@ -23,7 +23,8 @@ import click
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from whatnext.data.clip_transforms import TrainTransform
+from whatnext.data.clip_batches import collate_clips
+from whatnext.data.clip_transforms import ClipAugmenter
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.models import build_encoder, list_encoders
@@ -69,12 +70,9 @@ def encoder_config(arch: str, img_size: int, mask_ratio: float, clip_residual: b
 
 
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
-    """Every clip of ``splits`` (labels unused): random resized crop and flip, as in MAE, no colour jitter.
-
-    Items ``(frames uint8 [4, 3, img_size, img_size], label, clip_id)``; :class:`ReconstructionLoss` normalises them.
-    """
-    transform = TrainTransform(img_size)
-    return ConcatDataset([ClipDataset(data, split, transform=transform, frame_size=img_size) for split in splits])
+    """Every clip of ``splits`` decoded to ``img_size`` squares (labels unused; :class:`ReconstructionLoss`
+    augments them). Items ``(frames uint8 [4, 3, img_size, img_size], label, clip_id)``."""
+    return ConcatDataset([ClipDataset(data, split, frame_size=img_size) for split in splits])
 
 
 def load_parent_encoder(path: Path, family: Family, config: dict) -> dict:
@@ -100,14 +98,16 @@ def build_pretrainer(family: Family, config: dict) -> MaskedAutoencoder:
 
 
 class ReconstructionLoss:
-    """One step's loss: normalised-pixel MSE on the masked patches of the batch's clips (batch[0], uint8,
-    normalised here with the training split's statistics)."""
+    """One step's loss: normalised-pixel MSE on the masked patches of the batch's clips
+    (:func:`~whatnext.data.clip_batches.collate_clips` batches), augmented as in MAE (random resized crop
+    and flip, no colour jitter) and normalised with the training split's statistics."""
 
-    def __init__(self, normaliser: ClipNormaliser):
-        self.normaliser = normaliser
+    def __init__(self, img_size: int, normaliser: ClipNormaliser):
+        self.augment = ClipAugmenter(img_size, normaliser)
 
     def __call__(self, model: MaskedAutoencoder, batch) -> torch.Tensor:
-        return model(self.normaliser(batch[0])).loss
+        frames, labels, _, frame_sizes = batch
+        return model(self.augment(frames, labels, frame_sizes)[0]).loss
 
 
 @dataclass
@@ -137,7 +137,8 @@ def open_generation(family: Family, *, data: Path, arch: str, img_size: int, ini
     dataset = ssl_dataset(data, splits, img_size)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
     trainer = Trainer(
-        model, dataset, ReconstructionLoss(normaliser), train, drop_last=True, betas=SSL_BETAS, desc=f"{family.name} g{number}",
+        model, dataset, ReconstructionLoss(img_size, normaliser), train, drop_last=True, betas=SSL_BETAS,
+        collate_fn=collate_clips, desc=f"{family.name} g{number}",
         fingerprint={"family": family.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )

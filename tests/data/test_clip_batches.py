@@ -1,0 +1,31 @@
+"""Collating decoded clips into training batches: labels, ids, padding and the frame sizes that undo it."""
+
+import torch
+
+from whatnext.data.clip_batches import collate_clips
+
+
+def clip(height: int, width: int, value: int) -> torch.Tensor:
+    return torch.full((4, 3, height, width), value, dtype=torch.uint8)
+
+
+def test_equal_clips_stack_with_labels_ids_and_sizes():
+    frames, labels, ids, sizes = collate_clips([(clip(8, 10, 1), 18, "a"), (clip(8, 10, 2), -1, "b")])
+    assert frames.shape == (2, 4, 3, 8, 10) and frames.dtype == torch.uint8
+    assert frames[0].unique().tolist() == [1] and frames[1].unique().tolist() == [2]
+    assert labels.dtype == torch.long and labels.tolist() == [18, -1]
+    assert ids == ["a", "b"] and sizes == [(8, 10), (8, 10)]
+
+
+def test_clips_of_different_sizes_are_padded_with_zeros_at_bottom_and_right():
+    frames, _, _, sizes = collate_clips([(clip(6, 10, 7), 0, "a"), (clip(8, 4, 9), 1, "b")])
+    assert frames.shape == (2, 4, 3, 8, 10) and sizes == [(6, 10), (8, 4)]
+    assert frames[0, ..., :6, :].unique().tolist() == [7] and frames[0, ..., 6:, :].unique().tolist() == [0]
+    assert frames[1, ..., :, :4].unique().tolist() == [9] and frames[1, ..., :, 4:].unique().tolist() == [0]
+
+
+def test_batch_is_channels_last_and_keeps_each_pixel():
+    source = torch.randint(0, 256, (4, 3, 5, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    frames, *_ = collate_clips([(source, 3, "a")])
+    assert frames.stride(2) == 1  # channels innermost: [B, T, H, W, C] memory
+    assert torch.equal(frames[0], source)
