@@ -51,6 +51,14 @@ def test_same_seed_gives_identical_weights(micro_data_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_loader_workers_give_the_weights_of_the_main_process_loader(micro_data_dir, tmp_path):
+    """Workers only decode and collate; every random draw of the augmentation is the training step's."""
+    for name, workers in (("main", "0"), ("workers", "2")):
+        assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name=name, extra=["--workers", workers])).exit_code == 0
+    a, b = (load_checkpoint(tmp_path / f"{n}.pt")["state_dict"] for n in ("main", "workers"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_interrupted_run_exits_75_and_resumes_to_the_uninterrupted_weights(micro_data_dir, tmp_path):
     resume = ["--resume-dir", tmp_path / "resume", "--checkpoint-every", "1"]
     assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="whole")).exit_code == 0
