@@ -84,16 +84,12 @@ def test_dataset_pickles_without_its_zip_handle(make_data_dir):
     assert clone.source._zip is None and torch.equal(clone[0][0], ds[0][0])
 
 
-def test_label_aware_transform_receives_and_returns_the_label(make_data_dir):
-    class SwapToSeven:
-        label_aware = True
-
-        def __call__(self, frames, label):
-            return frames.float(), 7
-
-    ds = ClipDataset(make_data_dir(train=[(1, 2)]), "train", transform=SwapToSeven())
-    frames, label, _ = ds[0]
-    assert frames.dtype == torch.float32 and label == 7
+def test_transform_maps_the_frames_and_keeps_label_and_id(make_data_dir):
+    ds = ClipDataset(make_data_dir(train=[(1, 2)]), "train", transform=lambda frames: frames[:, :, :2].float())
+    frames, label, clip_id = ds[0]
+    raw = ds.read_frames(0)
+    assert frames.dtype == torch.float32 and torch.equal(frames, raw[:, :, :2].float())
+    assert (label, clip_id) == (int(ds.labels[0]), ds.clip_ids[0])
 
 
 # ---- bad input -------------------------------------------------------------------------------

@@ -228,10 +228,10 @@ class ClipDataset(torch.utils.data.Dataset):
 
     data_dir: holds ``frames.zip`` or ``frames/`` and the CSVs (``frames=`` overrides the frames path).
     split: ``train``, ``val`` or ``test``. labels_csv: read labels from this ``video_id,label`` CSV
-    instead of ``<split>.csv`` (e.g. pseudo-labels for test). transform: applied to the uint8 frames;
-    if it has ``label_aware = True`` it is called as ``transform(frames, label) -> (frames, label)``.
+    instead of ``<split>.csv`` (e.g. pseudo-labels for test). transform: applied to the uint8 frames
+    (evaluation views; training augments whole batches in the step, ``whatnext.data.clip_transforms``).
     frame_size, draft, resize: decode every frame to a square of this side (see ``decode_jpeg``;
-    ``resize=False`` returns the draft-scaled frame, at least ``frame_size``, for a resizing transform).
+    ``resize=False`` returns the draft-scaled frame, at least ``frame_size``, for a later resize).
     on_bad: ``"raise"`` or ``"skip"``. num_classes: defaults to the class table's.
     """
 
@@ -318,13 +318,8 @@ class ClipDataset(torch.utils.data.Dataset):
         return torch.stack([frame.permute(1, 2, 0) for frame in decoded]).permute(0, 3, 1, 2)
 
     def __getitem__(self, i: int):
-        frames, label = self.read_frames(i), int(self.labels[i])
-        if self.transform is not None:
-            if getattr(self.transform, "label_aware", False):
-                frames, label = self.transform(frames, label)
-            else:
-                frames = self.transform(frames)
-        return frames, label, self.clip_ids[i]
+        frames = self.read_frames(i)
+        return (frames if self.transform is None else self.transform(frames)), int(self.labels[i]), self.clip_ids[i]
 
     def verify(self) -> list[tuple[str, str]]:
         """Decode every frame. Raises on the first bad clip, or with ``on_bad="skip"`` drops the bad clips
