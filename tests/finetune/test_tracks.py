@@ -59,6 +59,34 @@ def test_loader_workers_give_the_weights_of_the_main_process_loader(micro_data_d
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_clips_of_different_frame_widths_train_and_validate(micro_data_dir, tmp_path):
+    """The challenge's frames keep their aspect ratio: a batch mixing 16 x 16 and 16 x 24 clips is padded by
+    the collate and cropped per clip by the training step; validation views resize each clip."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from whatnext.data.zip_dataset import ClipDataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.csv", "val.csv", "test.csv", "norm_stats.json"):
+        (data / name).write_bytes((micro_data_dir / name).read_bytes())
+    with zipfile.ZipFile(micro_data_dir / "frames.zip") as source, zipfile.ZipFile(data / "frames.zip", "w") as out:
+        for k, info in enumerate(info for info in source.infolist() if not info.is_dir()):
+            payload = source.read(info)
+            if (k // 4) % 2:  # every other clip (4 frames each, stored clip by clip) widened to 24 px
+                buffer = io.BytesIO()
+                Image.open(io.BytesIO(payload)).resize((24, 16)).save(buffer, format="JPEG")
+                payload = buffer.getvalue()
+            out.writestr(info.filename, payload)
+    assert {tuple(ClipDataset(data, "train").read_frames(i).shape[-2:]) for i in range(4)} == {(16, 16), (16, 24)}
+    result = run(track_a_scratch, scratch_args(data, tmp_path, extra=["--img-size", "16"]))
+    assert result.exit_code == 0, result.output
+    assert 0.0 <= json.loads((tmp_path / "m.json").read_text())["val_top1"] <= 1.0
+
+
 def test_interrupted_run_exits_75_and_resumes_to_the_uninterrupted_weights(micro_data_dir, tmp_path):
     resume = ["--resume-dir", tmp_path / "resume", "--checkpoint-every", "1"]
     assert run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="whole")).exit_code == 0
