@@ -17,8 +17,9 @@ the same N training clips:
   draft-scaled frames are padded into the batch and the step's crop does all resizing);
 - batch step: ``ClipAugmenter`` on those collated batches (random resized crop + resize, label-aware flip,
   colour jitter, normalisation: the augmentation, which runs in the training step, on the GPU on the
-  cluster), timed on this CPU, with the ratio of the whole CPU path (loader + step on the same core, as in
-  a CPU-only run).
+  cluster), timed on this CPU in rounds of their own after the decoding rounds, with the ratio of the whole
+  CPU path (loader + step on the same core, as in a CPU-only run; round r of the loader with round r of
+  the step).
 
 The ratio column is the median over rounds of (raw decode time of the same decode mode / the pass's time)
 in that round, less sensitive to the machine's changing load than a ratio of medians (target >= 0.8 for
@@ -110,11 +111,14 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
             (f"training loader, decode to {resize} px", resize, "off", "pillow"): loader(dataset(resize, False)),
             (f"training loader, decode to {resize} px", resize, "on", "draft"): loader(draft),
             ("training loader, draft only", f">={resize}", "on", "draft-only"): loader(draft_only),
+        }
+        times = round_times(passes, repeats)
+        steps = {  # own rounds, after the decoding ones: their large float batches stay out of the decoders' memory
             ("batch step: crop, flip, jitter, normalise", 224, "-", "step:full"): batch_step(full, 224),
             ("batch step: crop, flip, jitter, normalise", cpu_size, "on", "step:draft"): batch_step(draft, cpu_size),
             ("batch step: crop, flip, jitter, normalise", cpu_size, "on", "step:draft-only"): batch_step(draft_only, cpu_size),
         }
-        times = round_times(passes, repeats)
+        times |= round_times(steps, repeats)
     floors = {key[3]: t for key, t in times.items() if key[0].startswith("raw")}
     loaders = {key[3]: t for key, t in times.items() if key[0].startswith("training loader")}
     click.echo(f"{n} clips of 4 x {source_px} px JPEG frames, 1 thread, clips per CPU second, median of {repeats} rounds\n")

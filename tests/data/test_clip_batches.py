@@ -29,3 +29,17 @@ def test_batch_is_channels_last_and_keeps_each_pixel():
     frames, *_ = collate_clips([(source, 3, "a")])
     assert frames.stride(2) == 1  # channels innermost: [B, T, H, W, C] memory
     assert torch.equal(frames[0], source)
+
+
+def test_in_a_loader_worker_the_batch_is_built_in_shared_memory():
+    """Built there, it crosses to the training process without the extra copy into shared memory."""
+    from torch.utils.data import DataLoader
+
+    def built_shared(items):
+        frames, _, _, sizes = collate_clips(items)
+        return frames.is_shared(), sizes, frames[0, ..., :, 6:].unique().tolist()
+
+    clips = [(torch.full((4, 3, 6, 8 if i % 2 else 6), i, dtype=torch.uint8), i, str(i)) for i in range(4)]
+    in_worker = next(iter(DataLoader(clips, batch_size=4, collate_fn=built_shared, num_workers=1)))
+    assert in_worker == (True, [(6, 6), (6, 8), (6, 6), (6, 8)], [0])  # padding zeroed in shared memory too
+    assert not collate_clips(clips)[0].is_shared()  # in the training process itself: ordinary memory

@@ -5,14 +5,18 @@ into one batch ``(frames uint8 [B, T, C, H, W], labels long [B], clip_ids, frame
 clips of different frame sizes (the challenge's frames keep their aspect ratio) are padded at the bottom
 and right to the largest ``H, W`` of the batch and ``frame_sizes[b] = (H_b, W_b)`` (a list of int
 pairs, so it stays on the host when the batch moves to the GPU) says which part is clip b's. The batch is stored channels-last (strides of [B, T, H, W, C], the decoders' own layout, on
-which torch's uint8 resampling is fastest), so each clip is copied once, in one pass.
+which torch's uint8 resampling is fastest), so each clip is copied once, in one pass; in a DataLoader
+worker it is allocated in shared memory (as torch's default collate does), so sending it to the training
+process copies nothing more.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
+from torch.utils.data import get_worker_info
 
 
 def collate_clips(items: Sequence[tuple[torch.Tensor, int, str]]):
@@ -22,7 +26,13 @@ def collate_clips(items: Sequence[tuple[torch.Tensor, int, str]]):
     t, c = frames[0].shape[:2]
     height, width = max(h for h, _ in sizes), max(w for _, w in sizes)
     uniform = len(set(sizes)) == 1
-    batch = (torch.empty if uniform else torch.zeros)(len(items), t, height, width, c, dtype=torch.uint8)
+    shape = (len(items), t, height, width, c)
+    if get_worker_info() is not None:
+        batch = torch.empty(0, dtype=torch.uint8).set_(torch.UntypedStorage._new_shared(math.prod(shape))).view(shape)
+        if not uniform:
+            batch.zero_()
+    else:
+        batch = (torch.empty if uniform else torch.zeros)(shape, dtype=torch.uint8)
     for out, clip in zip(batch, frames):
         out[:, : clip.shape[-2], : clip.shape[-1]] = clip.permute(0, 2, 3, 1)
     labels = torch.tensor([int(item[1]) for item in items], dtype=torch.long)
