@@ -10,11 +10,12 @@ the same N training clips:
 - raw decode: the clips' 4 JPEGs decoded from bytes already in memory with the reader's own decoders
   (TorchCodec at full size; Pillow in draft mode to the CPU size): the floor to approach; and Pillow at full
   size for reference (the reader's full-size decoder before TorchCodec);
-- reader: ``ClipDataset`` (zip read + decode) alone;
-- training loader: what a DataLoader worker does per batch of 32, ``ClipDataset`` items collated by
-  ``collate_clips`` (decode + stack into one uint8 batch), at full size (the 224 px path) and decoding to
-  1.15 x the CPU default size with JPEG draft mode off and on, and draft-only (``resize=False``: the
-  draft-scaled frames are padded into the batch and the step's crop does all resizing);
+- loader items: ``ClipDataset(..., stacked=False)`` items (zip read + decode), what the training loaders
+  produce per clip now that all augmentation runs in the training step (target >= 0.8 of raw decode);
+- loader batches: the items of each 32 clips collated by ``collate_clips`` (one copy of every pixel into
+  the batch, as torch's default collate makes), at full size (the 224 px path) and decoding to 1.15 x the
+  CPU default size with JPEG draft mode off and on, and draft-only (``resize=False``: the draft-scaled
+  frames are padded into the batch and the step's crop does all resizing);
 - batch step: ``ClipAugmenter`` on those collated batches (random resized crop + resize, label-aware flip,
   colour jitter, normalisation: the augmentation, which runs in the training step, on the GPU on the
   cluster), timed on this CPU in rounds of their own after the decoding rounds, with the ratio of the whole
@@ -22,8 +23,7 @@ the same N training clips:
   the step).
 
 The ratio column is the median over rounds of (raw decode time of the same decode mode / the pass's time)
-in that round, less sensitive to the machine's changing load than a ratio of medians (target >= 0.8 for
-the training loaders).
+in that round, less sensitive to the machine's changing load than a ratio of medians.
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
         def raw_pillow():
             return lambda: [[np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in clip] for clip in payloads]
 
-        def dataset(frame_size=None, draft=False, resize=True):
-            return ClipDataset(data_dir, "train", frame_size=frame_size, draft=draft, resize=resize)
+        def dataset(frame_size=None, draft=False, resize=True):  # as the training loaders open it
+            return ClipDataset(data_dir, "train", frame_size=frame_size, draft=draft, resize=resize, stacked=False)
 
         def reader(ds):
             return lambda: [ds[i] for i in range(n)]
@@ -106,11 +106,11 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
             ("raw JPEG decode, Pillow (reference)", source_px, "-", "pillow"): raw_pillow(),
             (f"raw JPEG decode, draft to {resize} px", resize, "on", "draft"): raw(resize, True),
             (f"raw JPEG decode, draft only (>= {resize} px)", f">={resize}", "on", "draft-only"): raw(resize, True, False),
-            ("reader only (zip read + decode)", source_px, "-", "full"): reader(full),
-            ("training loader (read, decode, collate)", source_px, "-", "full"): loader(full),
-            (f"training loader, decode to {resize} px", resize, "off", "pillow"): loader(dataset(resize, False)),
-            (f"training loader, decode to {resize} px", resize, "on", "draft"): loader(draft),
-            ("training loader, draft only", f">={resize}", "on", "draft-only"): loader(draft_only),
+            ("loader items (zip read + decode)", source_px, "-", "full"): reader(full),
+            ("loader batches (items + collate copy)", source_px, "-", "full"): loader(full),
+            (f"loader batches, decode to {resize} px", resize, "off", "pillow"): loader(dataset(resize, False)),
+            (f"loader batches, decode to {resize} px", resize, "on", "draft"): loader(draft),
+            ("loader batches, draft only", f">={resize}", "on", "draft-only"): loader(draft_only),
         }
         times = round_times(passes, repeats)
         steps = {  # own rounds, after the decoding ones: their large float batches stay out of the decoders' memory
@@ -120,7 +120,7 @@ def main(data_dir: str | None, clips: int, repeats: int, cpu_size: int) -> None:
         }
         times |= round_times(steps, repeats)
     floors = {key[3]: t for key, t in times.items() if key[0].startswith("raw")}
-    loaders = {key[3]: t for key, t in times.items() if key[0].startswith("training loader")}
+    loaders = {key[3]: t for key, t in times.items() if key[0].startswith("loader batches")}
     click.echo(f"{n} clips of 4 x {source_px} px JPEG frames, 1 thread, clips per CPU second, median of {repeats} rounds\n")
     click.echo(f"| {'path':<44} | out px | draft | clips/CPU-s | ratio to raw decode of the same mode |")
     click.echo(f"| {'-' * 44} | ------ | ----- | ----------- | {'-' * 36} |")

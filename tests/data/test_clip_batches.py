@@ -43,3 +43,10 @@ def test_in_a_loader_worker_the_batch_is_built_in_shared_memory():
     in_worker = next(iter(DataLoader(clips, batch_size=4, collate_fn=built_shared, num_workers=1)))
     assert in_worker == (True, [(6, 6), (6, 8), (6, 6), (6, 8)], [0])  # padding zeroed in shared memory too
     assert not collate_clips(clips)[0].is_shared()  # in the training process itself: ordinary memory
+
+
+def test_lists_of_frames_collate_like_the_stacked_clips():
+    clips = [torch.randint(0, 256, (4, 3, 5, 6 + i), dtype=torch.uint8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    stacked = collate_clips([(clip, i, str(i)) for i, clip in enumerate(clips)])
+    listed = collate_clips([(list(clip.unbind(0)), i, str(i)) for i, clip in enumerate(clips)])
+    assert torch.equal(stacked[0], listed[0]) and stacked[3] == listed[3] == [(5, 6), (5, 7), (5, 8)]

@@ -84,6 +84,15 @@ def test_dataset_pickles_without_its_zip_handle(make_data_dir):
     assert clone.source._zip is None and torch.equal(clone[0][0], ds[0][0])
 
 
+def test_unstacked_items_hold_the_4_decoded_frames_of_the_stacked_clip(make_data_dir):
+    data = make_data_dir(train=[(1, 2)])
+    frames, label, clip_id = ClipDataset(data, "train", stacked=False)[0]
+    assert len(frames) == 4 and all(f.shape == (3, 16, 16) for f in frames)
+    assert torch.equal(torch.stack(frames), ClipDataset(data, "train").read_frames(0))
+    with pytest.raises(ValueError, match="stacked"):
+        ClipDataset(data, "train", transform=lambda f: f, stacked=False)
+
+
 def test_transform_maps_the_frames_and_keeps_label_and_id(make_data_dir):
     ds = ClipDataset(make_data_dir(train=[(1, 2)]), "train", transform=lambda frames: frames[:, :, :2].float())
     frames, label, clip_id = ds[0]

@@ -232,6 +232,9 @@ class ClipDataset(torch.utils.data.Dataset):
     (evaluation views; training augments whole batches in the step, ``whatnext.data.clip_transforms``).
     frame_size, draft, resize: decode every frame to a square of this side (see ``decode_jpeg``;
     ``resize=False`` returns the draft-scaled frame, at least ``frame_size``, for a later resize).
+    stacked: items hold the clip as one tensor [4, 3, H, W]; with ``stacked=False`` as the list of its 4
+    decoded frames [3, H, W] (:meth:`decode_frames`), which ``whatnext.data.clip_batches.collate_clips``
+    copies straight into the batch: one copy of the pixels instead of two.
     on_bad: ``"raise"`` or ``"skip"``. num_classes: defaults to the class table's.
     """
 
@@ -246,6 +249,7 @@ class ClipDataset(torch.utils.data.Dataset):
         frame_size: int | None = None,
         draft: bool = True,
         resize: bool = True,
+        stacked: bool = True,
         on_bad: str = "raise",
         layout: Layout = course_kit_layout,
         num_classes: int | None = None,
@@ -254,11 +258,13 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if on_bad not in ("raise", "skip"):
             raise ValueError(f"on_bad must be 'raise' or 'skip', got {on_bad!r}")
+        if transform is not None and not stacked:
+            raise ValueError("a transform needs stacked clips (stacked=True)")
         data_dir = Path(data_dir)
         if frames is None:
             frames = data_dir / "frames.zip" if (data_dir / "frames.zip").exists() else data_dir / "frames"
         self.source = FrameSource(frames)
-        self.split, self.transform, self.on_bad = split, transform, on_bad
+        self.split, self.transform, self.on_bad, self.stacked = split, transform, on_bad, stacked
         self.decode_options = {"frame_size": frame_size, "draft": draft, "resize": resize}
         num_classes = num_classes or load_class_table().num_classes
         labelled = labels_csv is not None or split != "test"
@@ -303,6 +309,13 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def read_frames(self, i: int) -> torch.Tensor:
         """Decoded frames of clip i: uint8 [4, 3, H, W] in channels-last memory."""
+        # both decoders give channels-last frames: stack them as [4, H, W, 3] (a plain copy) and view as
+        # [4, 3, H, W], the layout torch's uint8 resampling is fastest on
+        return torch.stack([frame.permute(1, 2, 0) for frame in self.decode_frames(i)]).permute(0, 3, 1, 2)
+
+    def decode_frames(self, i: int) -> list[torch.Tensor]:
+        """The 4 decoded frames of clip i, in temporal order: uint8 [3, H, W] each (channels-last strides),
+        all of one size."""
         decoded = []
         for member in self.members[i]:
             try:
@@ -313,11 +326,11 @@ class ClipDataset(torch.utils.data.Dataset):
         shapes = {f.shape for f in decoded}
         if len(shapes) != 1:
             raise DataFormatError(f"{self.source.path}: clip {self.clip_ids[i]}: frames differ in size {sorted(shapes)}")
-        # both decoders give channels-last frames: stack them as [4, H, W, 3] (a plain copy) and view as
-        # [4, 3, H, W], the layout torch's uint8 resampling is fastest on
-        return torch.stack([frame.permute(1, 2, 0) for frame in decoded]).permute(0, 3, 1, 2)
+        return decoded
 
     def __getitem__(self, i: int):
+        if not self.stacked:
+            return self.decode_frames(i), int(self.labels[i]), self.clip_ids[i]
         frames = self.read_frames(i)
         return (frames if self.transform is None else self.transform(frames)), int(self.labels[i]), self.clip_ids[i]
 

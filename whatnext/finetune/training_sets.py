@@ -2,7 +2,8 @@
 
 ``--fit train`` learns from the training split and scores the held-out validation split;
 ``--fit trainval`` (the twin) learns from both and scores nothing. ``--pseudo CSV`` adds every
-test clip with its pseudo-label. Items are decoded, unaugmented clips with their labels; the training
+test clip with its pseudo-label. Items are decoded, unaugmented clips (lists of 4 frames, which
+``whatnext.data.clip_batches.collate_clips`` copies into the batch) with their labels; the training
 step's label-aware flip (:class:`whatnext.data.clip_transforms.ClipAugmenter`) swaps pseudo-labels exactly
 as it swaps real ones.
 """
@@ -82,6 +83,6 @@ def open_training_set(
     from whatnext.data.zip_dataset import ClipDataset
 
     names = ["train"] + (["val"] if fit == "trainval" else []) + (["test"] if pseudo_csv is not None else [])
-    splits = {name: ClipDataset(data_dir, name) for name in names}
+    splits = {name: ClipDataset(data_dir, name, stacked=False) for name in names}  # collate_clips stacks
     pseudo = None if pseudo_csv is None else read_pseudo_labels(pseudo_csv, list(splits["test"].clip_ids), num_classes)
     return compose_training_set(splits, fit, pseudo)

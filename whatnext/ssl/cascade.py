@@ -71,8 +71,8 @@ def encoder_config(arch: str, img_size: int, mask_ratio: float, clip_residual: b
 
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
     """Every clip of ``splits`` decoded to ``img_size`` squares (labels unused; :class:`ReconstructionLoss`
-    augments them). Items ``(frames uint8 [4, 3, img_size, img_size], label, clip_id)``."""
-    return ConcatDataset([ClipDataset(data, split, frame_size=img_size) for split in splits])
+    augments them). Items ``(4 frames uint8 [3, img_size, img_size], label, clip_id)`` for ``collate_clips``."""
+    return ConcatDataset([ClipDataset(data, split, frame_size=img_size, stacked=False) for split in splits])
 
 
 def load_parent_encoder(path: Path, family: Family, config: dict) -> dict:
