@@ -1,14 +1,14 @@
-"""Training batches of whole decoded clips: the loaders decode and stack, the training step augments.
+"""Training batches of whole decoded clips: the loaders decode and collate, the training step augments.
 
 ``collate_clips(items)`` turns ``ClipDataset`` items ``(frames, label, clip_id)``, frames a clip uint8
 [T, C, H_i, W_i] or the list of its T frames [C, H_i, W_i] (``ClipDataset(..., stacked=False)``, which
 saves a copy), into one batch ``(frames uint8 [B, T, C, H, W], labels long [B], clip_ids, frame_sizes)``:
-clips of different frame sizes (the challenge's frames keep their aspect ratio) are padded at the bottom
-and right to the largest ``H, W`` of the batch and ``frame_sizes[b] = (H_b, W_b)`` (a list of int
-pairs, so it stays on the host when the batch moves to the GPU) says which part is clip b's. The batch is stored channels-last (strides of [B, T, H, W, C], the decoders' own layout, on
-which torch's uint8 resampling is fastest), so each clip is copied once, in one pass; in a DataLoader
-worker it is allocated in shared memory (as torch's default collate does), so sending it to the training
-process copies nothing more.
+clips of different frame sizes (the challenge's frames keep their aspect ratio) are padded with zeros at
+the bottom and right to the largest ``H, W`` of the batch, and ``frame_sizes[b] = (H_b, W_b)`` (int pairs,
+which stay on the host when the batch moves to the GPU) says which part is clip b's. The batch is stored
+channels-last (strides of [B, T, H, W, C], the decoders' own layout, on which torch's uint8 resampling is
+fastest), so every frame is copied once, in one pass; in a DataLoader worker it is allocated in shared
+memory (as torch's default collate does), so sending it to the training process copies nothing more.
 """
 
 from __future__ import annotations
