@@ -96,3 +96,11 @@ def test_reads_the_stats_file_and_names_a_bad_one(tmp_path):
     bad.write_text('{"mean": [0.5]}')
     with pytest.raises(Exception, match="broken.json"):
         ClipNormaliser.from_stats_file(bad)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.4])
+def test_float_input_is_left_as_it_was_and_the_output_is_contiguous(jitter):
+    clips = random_clips(2).float().contiguous(memory_format=torch.channels_last_3d)
+    before = clips.clone()
+    out = ClipNormaliser(MEAN, STD)(clips, jitter=jitter)
+    assert torch.equal(clips, before) and out.is_contiguous() and out.data_ptr() != clips.data_ptr()

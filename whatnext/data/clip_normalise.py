@@ -25,10 +25,11 @@ class ClipNormaliser:
     ``jitter`` > 0 also adjusts brightness, contrast and saturation as ``v2.ColorJitter`` does, with one
     draw of factors b, c, s uniform in [1 - jitter, 1 + jitter] per clip (each index of the leading dims
     ``...``) shared by its T frames. The draw uses torch's global generator on the CPU, so a seeded run
-    gives the same factors on every device. The three adjustments are linear in RGB and compose into one
-    3x3 matrix and offset per clip, ``x' = b * (c * S x + (1 - c) * mean_luma)`` with
-    ``S = s I + (1 - s) 1 luma^T`` and mean_luma the clip's mean grey (torchvision: each frame's), folded with the normalisation into one batched matrix product and
-    clamped to the image of [0, 1] (torchvision clamps after each step; the two agree when no step clips).
+    gives the same factors on every device. The three adjustments are linear in RGB and compose, per clip
+    and channel, into ``x' = b c s x + b c (1 - s) grey(x) + b (1 - c) mean_luma`` (grey the ITU-R 601 luma of
+    each pixel, mean_luma the clip's mean grey; torchvision: each frame's), folded with the normalisation
+    and applied in place on one float buffer, then clamped to the image of [0, 1] (torchvision clamps
+    after each step; the two agree when no step clips). The output is contiguous float32.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
@@ -44,21 +45,24 @@ class ClipNormaliser:
 
     def __call__(self, clips: torch.Tensor, jitter: float = 0.0) -> torch.Tensor:
         if not (clips.dtype == torch.uint8 or clips.is_floating_point()) or clips.ndim < 4 or clips.shape[-3] != 3:
-            raise ValueError(f"expected uint8 or float clips [..., T, 3, H, W], got {clips.dtype} {list(clips.shape)}")
+            raise ValueError(f"expected uint8 or float clips [..., T, C=3, H, W], got {clips.dtype} {list(clips.shape)}")
         t, c, h, w = clips.shape[-4:]
-        x = clips.reshape(-1, t, c, h * w).float()  # [N, T, 3, HW], 0..255
+        # one fresh float32 buffer (never the caller's float input), worked on in place: on the CPU each
+        # further batch-sized buffer costs more in page faults than its arithmetic (bench/data_loading.py)
+        x = clips.reshape(-1, t, c, h * w).to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # [N, T, 3, HW]
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         if jitter == 0:
-            return torch.addcmul((-mean / std)[:, None], x, (1 / (255 * std))[:, None]).view(clips.shape)
+            return x.mul_((1 / (255 * std))[:, None]).sub_((mean / std)[:, None]).view(clips.shape)
         n = x.shape[0]
         b, contrast, s = (1 + jitter * (2 * torch.rand(n, 3) - 1)).to(x.device).unbind(1)  # [N] each
-        luma = torch.tensor(LUMA, device=x.device)
-        mean_luma = x.mean(dim=(1, 3)) @ luma / 255  # [N], in [0, 1]
-        saturation = s[:, None, None] * torch.eye(3, device=x.device) + (1 - s)[:, None, None] * luma  # [N, 3, 3]
-        colour = (b * contrast)[:, None, None] * saturation  # on [0, 1] RGB
-        matrix = colour / (255 * std[:, None])  # row i scaled by 1 / std_i; input 0..255
-        offset = ((b * (1 - contrast) * mean_luma)[:, None] - mean) / std  # [N, 3]
-        out = torch.baddbmm(offset[:, None, :, None].expand(n, t, 3, 1).reshape(n * t, 3, 1),
-                            matrix.repeat_interleave(t, 0), x.view(n * t, 3, h * w))
-        lo, hi = (-mean / std)[:, None], ((1 - mean) / std)[:, None]
-        return out.view(n, t, 3, h * w).clamp_(lo, hi).view(clips.shape)
+        grey = torch.matmul(torch.tensor(LUMA, device=x.device), x)  # [N, T, HW], 0..255
+        mean_luma = grey.mean(dim=(1, 2)) / 255  # [N], in [0, 1]
+        # x' = A x + B grey + C per clip and channel: A = b c s, B = b c (1 - s), C = b (1 - c) mean_luma
+        # (on [0, 1] RGB), each folded with the normalisation (input 0..255, row i over std_i)
+        gain = (b * contrast)[:, None] / (255 * std)  # [N, 3]
+        offset = ((b * (1 - contrast) * mean_luma)[:, None] - mean) / std
+        x.mul_((gain * s[:, None])[:, None, :, None]).add_(offset[:, None, :, None])
+        x.addcmul_(grey[:, :, None], (gain * (1 - s)[:, None])[:, None, :, None])
+        for channel, (lo, hi) in enumerate(zip((-self.mean / self.std).tolist(), ((1 - self.mean) / self.std).tolist())):
+            x[:, :, channel].clamp_(lo, hi)  # scalar bounds: several times faster than broadcast tensor bounds
+        return x.view(clips.shape)
