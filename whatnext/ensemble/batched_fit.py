@@ -67,12 +67,19 @@ def per_clip_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits, dim=-1) - logits.gather(-1, target).squeeze(-1)
 
 
-def probe_score(logits: torch.Tensor, nll: torch.Tensor, labels: torch.Tensor, select_on: str) -> torch.Tensor:
-    """Per-clip score to minimise on the probe clips, [F, n]: the NLL itself, or the top-1 error."""
+def probe_score(logits: torch.Tensor, nll: torch.Tensor, labels: torch.Tensor, probe_mask: torch.Tensor, select_on: str) -> torch.Tensor:
+    """Per-fold score to minimise on the probe clips, float64 [F]: the mean NLL, or the top-1 error.
+
+    logits [F, n, C], nll [F, n], labels [n], probe_mask bool [F, n]. The error is counted in integers
+    and divided once (count / probe size), so equal error counts give equal scores exactly: a float32
+    sum of copies of 1/n would not, and rounding would decide which of two tied steps is "better".
+    """
+    probe_size = probe_mask.sum(dim=1)
     if select_on == "nll":
-        return nll
+        return (nll.double() * probe_mask).sum(dim=1) / probe_size
     if select_on == "error":
-        return (logits.argmax(dim=-1) != labels).to(nll.dtype)
+        errors = ((logits.argmax(dim=-1) != labels) & probe_mask).sum(dim=1)
+        return errors.double() / probe_size
     raise ValueError(f"select_on must be 'nll' or 'error', got {select_on!r}")
 
 
@@ -91,10 +98,13 @@ def fit_batched(
     """
     params = {name: value.detach().clone().requires_grad_(True) for name, value in init_params.items()}
     best = {name: value.detach().clone() for name, value in params.items()}
-    train_w, probe_w = row_weights(train_mask), row_weights(probe_mask)
+    train_w = row_weights(train_mask)
+    probe_mask_t = torch.as_tensor(np.asarray(probe_mask), dtype=torch.bool)
+    if not probe_mask_t.any(dim=1).all():
+        raise ValueError("a fold has no clip in one of its splits")
     labels_t = torch.tensor(np.asarray(labels), dtype=torch.int64)
     folds = train_w.shape[0]
-    best_loss = torch.full((folds,), float("inf"))
+    best_loss = torch.full((folds,), float("inf"), dtype=torch.float64)
     best_step = torch.zeros(folds, dtype=torch.int64)
     active = torch.ones(folds, dtype=torch.bool)
     optimiser = torch.optim.AdamW(list(params.values()), lr=config.lr, eps=config.adam_eps, weight_decay=0.0)
@@ -103,7 +113,7 @@ def fit_batched(
         logits = logits_fn(params)
         nll = per_clip_nll(logits, labels_t)
         with torch.no_grad():
-            probe_loss = (probe_score(logits, nll, labels_t, config.select_on) * probe_w).sum(dim=1)
+            probe_loss = probe_score(logits, nll, labels_t, probe_mask_t, config.select_on)
             improved = active & (probe_loss < best_loss)
             for name, value in params.items():
                 best[name][improved] = value[improved]
