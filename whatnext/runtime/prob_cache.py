@@ -6,7 +6,10 @@ held out) or ``trainval`` (the sidecar twin) and ``split`` is ``val`` or ``test`
 
 The ``.npz`` holds ``ids`` (unicode array [n]) and ``probs`` (float32 [n, num_classes],
 rows summing to 1). It never needs pickle. Readers validate everything and raise
-:class:`ProbCacheError` naming the file at fault.
+:class:`ProbCacheError` naming the file at fault. Ids are normalised here, in one place, for
+every reader: integer ids (a cache written by other code) become their decimal strings,
+bytes ids are decoded as UTF-8; any other dtype is refused. A provenance sidecar that is not
+a JSON object is refused too, naming the sidecar.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ ERROR_REASONS = (
     "negative",
     "not normalised",
     "id mismatch",
+    "unreadable provenance",
 )
 
 
@@ -115,6 +119,7 @@ def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_i
         raise ProbCacheError(f"{path}: unreadable probability cache ({err})", "unreadable") from None
     if probs.dtype != np.float32:
         raise ProbCacheError(f"{path}: probs must be float32, got {probs.dtype}", "wrong dtype")
+    ids = string_ids(ids, str(path))
     validate_probs(ids, probs, str(path), num_classes)
     if expected_ids is not None:
         expected_ids = np.asarray(expected_ids)
@@ -122,6 +127,36 @@ def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_i
             missing = np.setdiff1d(expected_ids, ids)
             detail = f"missing clip {str(missing[0])!r}" if len(missing) else "clip ids in another order or extra"
             raise ProbCacheError(f"{path}: ids do not match the reference ({detail})", "id mismatch")
-    meta_path = path.with_suffix(".json")
-    provenance = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    return ProbCache(ids=ids, probs=probs, provenance=provenance)
+    return ProbCache(ids=ids, probs=probs, provenance=read_provenance(path.with_suffix(".json")))
+
+
+def string_ids(ids: np.ndarray, where: str) -> np.ndarray:
+    """Clip ids as unicode [n]: strings kept, integers as decimal strings, bytes decoded as UTF-8.
+
+    Any other dtype (floats, booleans) raises ProbCacheError naming ``where``: such ids would pass a
+    set comparison with the CSV's strings after NumPy's coercion and then fail a dict lookup.
+    """
+    if ids.dtype.kind == "U":
+        return ids
+    if ids.dtype.kind in "iu":
+        return ids.astype(str)
+    if ids.dtype.kind == "S":
+        try:
+            return np.char.decode(ids, "utf-8")
+        except UnicodeDecodeError as err:
+            raise ProbCacheError(f"{where}: clip ids are bytes that are not UTF-8 ({err})", "wrong dtype") from None
+    raise ProbCacheError(f"{where}: clip ids must be strings or integers, got dtype {ids.dtype}", "wrong dtype")
+
+
+def read_provenance(path: Path) -> dict:
+    """The JSON object of a cache's provenance sidecar; {} when there is none. Raises ProbCacheError naming
+    the sidecar when it is unreadable, not JSON, or not an object."""
+    if not path.is_file():
+        return {}
+    try:
+        provenance = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ProbCacheError(f"{path}: unreadable provenance sidecar ({err})", "unreadable provenance") from None
+    if not isinstance(provenance, dict):
+        raise ProbCacheError(f"{path}: provenance sidecar must be a JSON object, got {type(provenance).__name__}", "unreadable provenance")
+    return provenance
