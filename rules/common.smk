@@ -87,6 +87,12 @@ FRAMES_NAME = (
 )
 
 
+def synth_size_flag():
+    """--size of the generator: the config's, or none (the preset's native size) when it is null."""
+    size = config["data"]["synth"].get("size")
+    return "" if size is None else f"--size {size}"
+
+
 def data_inputs(wildcards=None):
     """The data dir's files every stage reads (the stage gets the folder, DATA)."""
     return [

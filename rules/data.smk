@@ -21,11 +21,12 @@ if config["data"]["source"] == "synth":
             CONDA_ENV
         params:
             out=lambda wildcards, output: os.path.dirname(output.train),
+            preset=config["data"]["synth"]["preset"],
             scale=config["data"]["synth"]["scale"],
-            size=config["data"]["synth"]["size"],
+            size=synth_size_flag(),
             seed=config["data"]["synth"]["seed"],
         shell:
-            "python -m whatnext.data.synth --out {params.out} --scale {params.scale} --size {params.size} --seed {params.seed} > {log} 2>&1"
+            "python -m whatnext.data.synth --out {params.out} --preset {params.preset} --scale {params.scale} {params.size} --seed {params.seed} > {log} 2>&1"
 
 else:
 

@@ -10,15 +10,17 @@ from PIL import Image
 
 from whatnext.data.class_table import load_class_table
 from whatnext.data.synth import class_counts, generate, main, render_clip
+from whatnext.data.synth_presets import PRESETS
 from whatnext.data.synth_programs import CLIP_TIMES, PREFIX_END, class_programs
 from whatnext.data.synth_render import sample_scene, with_params
 
 TABLE = load_class_table()
 PROGRAMS = class_programs(TABLE)
+every_preset = pytest.mark.parametrize("preset", list(PRESETS))
 
 
-def scenes(n: int, size: int = 32, seed: int = 0):
-    return [sample_scene(np.random.default_rng([seed, i]), size) for i in range(n)]
+def scenes(n: int, size: int = 32, seed: int = 0, preset: str = "classic"):
+    return [sample_scene(np.random.default_rng([seed, i]), size, preset) for i in range(n)]
 
 
 def test_scale_one_gives_the_challenge_totals():
@@ -56,10 +58,10 @@ def test_frames_are_square_jpegs_of_the_requested_size(tiny_data_dir):
     assert image.format == "JPEG" and image.size == (32, 32) and image.mode == "RGB"
 
 
-def test_same_seed_gives_bitwise_identical_files_and_another_seed_does_not(tmp_path):
+@pytest.mark.parametrize("preset", ["classic", "murky"])
+def test_same_seed_gives_bitwise_identical_files_and_another_seed_does_not(tmp_path, preset):
     def digest(out):
-        generate(out, scale=0.001, size=16, seed=3, progress=False) if out.name != "c" else generate(
-            out, scale=0.001, size=16, seed=4, progress=False)
+        generate(out, scale=0.001, size=16, seed=3 if out.name != "c" else 4, progress=False, preset=preset)
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
 
     a, b, c = digest(tmp_path / "a"), digest(tmp_path / "b"), digest(tmp_path / "c")
@@ -83,9 +85,10 @@ def test_a_clip_is_the_first_40_percent_of_the_action():
     assert CLIP_TIMES == pytest.approx((0.0, 0.4 / 3, 0.8 / 3, 0.4)) and PREFIX_END == 0.4
 
 
-def test_mirror_partner_is_the_exact_mirror_image():
+@every_preset
+def test_mirror_partner_is_the_exact_mirror_image(preset):
     for a, b in TABLE.mirror_pairs:
-        for scene in scenes(5):
+        for scene in scenes(5, preset=preset):
             assert np.array_equal(render_clip(PROGRAMS[a], scene)[..., ::-1, :], render_clip(PROGRAMS[b], scene))
 
 
@@ -107,37 +110,42 @@ def test_flipped_mirror_class_moves_like_its_partner():
     assert abs(flipped.mean() - partner.mean()) < 0.25 * abs(plain.mean())
 
 
-def test_reverse_partner_prefix_is_the_reversed_end_of_the_action():
-    """Clip of B at t = 0 .. 0.4 equals A at t = 1 .. 0.6: B's 4 frames, reversed, are the last 40% of A."""
+@every_preset
+def test_reverse_partner_prefix_is_the_reversed_end_of_the_action(preset):
+    """Clip of B at t = 0 .. 0.4 equals A at t = 1 .. 0.6: B's 4 frames, reversed, are the last 40% of A
+    (camera motion included)."""
     end_of_action = tuple(1.0 - t for t in reversed(CLIP_TIMES))  # 0.6, 0.733, 0.867, 1.0
     for a, b in TABLE.reverse_pairs:
         if a == b:
             continue
-        for scene in scenes(3):
+        for scene in scenes(3, preset=preset):
             assert np.array_equal(render_clip(PROGRAMS[b], scene)[::-1], render_clip(PROGRAMS[a], scene, end_of_action))
 
 
-def test_self_reverse_class_reversed_is_the_same_class_from_the_other_orientation():
+@every_preset
+def test_self_reverse_class_reversed_is_the_same_class_from_the_other_orientation(preset):
     selfs = [a for a, b in TABLE.reverse_pairs if a == b]
     assert selfs
     reversed_times = tuple(1.0 - t for t in CLIP_TIMES)
     for c in selfs:
-        for scene in scenes(3):
+        for scene in scenes(3, preset=preset):
             other = with_params(scene, orient=-scene.params.orient)
             assert np.array_equal(render_clip(PROGRAMS[c], scene, reversed_times), render_clip(PROGRAMS[c], other))
 
 
-def test_pretending_shares_the_visible_beginning_but_not_the_end():
+@every_preset
+def test_pretending_shares_the_visible_beginning_but_not_the_end(preset):
     for pretend, real in TABLE.pretend_pairs:
-        for scene in scenes(3):
+        for scene in scenes(3, preset=preset):
             assert np.array_equal(render_clip(PROGRAMS[pretend], scene), render_clip(PROGRAMS[real], scene))
             end = (1.0,)
             assert not np.array_equal(render_clip(PROGRAMS[pretend], scene, end), render_clip(PROGRAMS[real], scene, end))
 
 
-def test_every_populated_class_shows_motion_within_its_clip():
+@every_preset
+def test_every_populated_class_shows_motion_within_its_clip(preset):
     for c, program in PROGRAMS.items():
-        moving = [np.abs(np.diff(render_clip(program, s).astype(int), axis=0)).sum() > 0 for s in scenes(3)]
+        moving = [np.abs(np.diff(render_clip(program, s).astype(int), axis=0)).sum() > 0 for s in scenes(3, preset=preset)]
         assert all(moving), f"class {c} is static in its first 40%"
 
 
