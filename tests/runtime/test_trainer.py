@@ -169,7 +169,7 @@ def test_truncated_resume_state_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "resume" / STATE_FILE
     path.parent.mkdir()
     path.write_bytes(b"PK\x03\x04 not a whole file")
-    with pytest.raises(ResumeStateError, match="trainer_state.pt: unreadable resume state"):
+    with pytest.raises(ResumeStateError, match="trainer_state.pt: unreadable or truncated resume state"):
         make_trainer(tmp_path).resume_if_possible()
 
 

@@ -23,6 +23,7 @@ from whatnext.data.tta import TTA_KINDS, TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.evaluation import predict_probs
 from whatnext.models import build_model
+from whatnext.models.factory import DEFAULTS
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict
 from whatnext.runtime.cli_options import BadInput
 from whatnext.runtime.logging_setup import cli_logging
@@ -39,11 +40,11 @@ def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str
     config = checkpoint["model_config"]
     try:
         model = build_model(config)
-    except ValueError as err:
-        raise CheckpointError(f"{ckpt}: its model_config cannot be built ({err})") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{ckpt}: its model_config cannot be built ({type(err).__name__}: {err})") from None
     load_state_strict(model, checkpoint["state_dict"], ckpt)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
-    views = TTAViews(config["img_size"], five_crop=tta == "five_crop", flip=flip)
+    views = TTAViews((DEFAULTS | config)["img_size"], five_crop=tta == "five_crop", flip=flip)
     dataset = ClipDataset(data, split, transform=views)
     log.info("%s: %d %s clips x %d views with %s", member, len(dataset), split, len(views.flipped), ckpt)
     ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers, desc=f"{member} {split}")

@@ -5,12 +5,17 @@ A checkpoint is ``{"format": 1, "kind": KIND, "model_config": dict, "state_dict"
 generation's encoder, ``"classifier"`` for a finetuned member); ``model_config`` is
 the dict :func:`whatnext.models.build_model` (or the encoder factory) takes, so any
 stage can rebuild the network without being told its architecture again.
+
+Every load goes through :func:`load_weights_file`: whatever the file holds (text, a truncated
+zip, a pickle with code, which ``weights_only`` blocks), a failure is a :class:`CheckpointError`
+naming the file, never a raw traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
 import pickle
+import struct
 import zipfile
 from pathlib import Path
 
@@ -19,6 +24,11 @@ import torch
 from whatnext.runtime.atomic import save_torch
 
 FORMAT_VERSION = 1
+KINDS = ("encoder", "classifier")
+# what a file that is not a torch checkpoint at all makes torch.load raise (a text file: KeyError
+# of its first byte as an unknown pickle opcode; garbage: any of these)
+_UNREADABLE = (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, KeyError, IndexError,
+               ValueError, TypeError, AttributeError, UnicodeDecodeError, struct.error, ImportError)
 
 
 class CheckpointError(ValueError):
@@ -39,17 +49,46 @@ def save_checkpoint(path: str | Path, *, kind: str, model_config: dict, state_di
     )
 
 
+def load_weights_file(path: str | Path, what: str = "checkpoint"):
+    """``torch.load(path, weights_only=True)`` on CPU; any failure is a CheckpointError naming the file.
+
+    A pickle that references code (a global outside torch's weights-only allow-list) is reported as
+    "refused: not a plain-weights checkpoint"; anything else that does not load as "unreadable or
+    truncated". ``what`` names the file's role in the message ("checkpoint", "resume state").
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):
+            blocked = next((line for line in str(err).splitlines() if "GLOBAL" in line), "").strip()
+            raise CheckpointError(f"{path}: refused: not a plain-weights {what} ({blocked})") from None
+        raise CheckpointError(f"{path}: unreadable or truncated {what} ({_first_line(err)})") from None
+    except _UNREADABLE as err:
+        raise CheckpointError(f"{path}: unreadable or truncated {what} ({type(err).__name__}: {_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+
+
 def load_checkpoint(path: str | Path, expected_kind: str | None = None) -> dict:
-    """Load and check a checkpoint; errors name the file and what is wrong with it."""
+    """Load and check a checkpoint: a dict of format 1 with a known ``kind``, a ``model_config`` dict and a
+    ``state_dict`` dict. Errors name the file and what is wrong with it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as err:
-        raise CheckpointError(f"{path}: unreadable or truncated checkpoint ({err})") from None
+    ckpt = load_weights_file(path)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{path}: not a whatnext checkpoint (format {FORMAT_VERSION} expected)")
+    missing = [key for key in ("kind", "model_config", "state_dict") if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {missing} (a whatnext checkpoint has kind, model_config, state_dict, meta)")
+    if ckpt["kind"] not in KINDS:
+        raise CheckpointError(f"{path}: unknown checkpoint kind {ckpt['kind']!r} (one of {KINDS})")
+    for key in ("model_config", "state_dict"):
+        if not isinstance(ckpt[key], dict):
+            raise CheckpointError(f"{path}: {key} must be a dict, got {type(ckpt[key]).__name__}")
     if expected_kind is not None and ckpt["kind"] != expected_kind:
         raise CheckpointError(f"{path}: holds a {ckpt['kind']!r} checkpoint, expected {expected_kind!r}")
     return ckpt

@@ -34,10 +34,8 @@ import json
 import logging
 import math
 import os
-import pickle
 import random
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -48,6 +46,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from whatnext.runtime.atomic import save_torch
+from whatnext.runtime.checkpoint import CheckpointError, load_weights_file
 from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_time
 from whatnext.runtime.metrics import EpochMeter
 
@@ -322,7 +321,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict, source: str | Path = "resume state") -> None:
         """Restore :meth:`state_dict` output; refuses a state written under another fingerprint."""
-        if state.get("format") != STATE_FORMAT:
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise ResumeStateError(f"{source}: not a whatnext trainer state (format {STATE_FORMAT} expected)")
         if state["fingerprint"] != self.fingerprint:
             old, new = state["fingerprint"], self.fingerprint
@@ -345,9 +344,9 @@ class Trainer:
         if path is None or not path.is_file():
             return False
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as err:
-            raise ResumeStateError(f"{path}: unreadable resume state ({err}); delete it to start over") from None
+            state = load_weights_file(path, "resume state")
+        except CheckpointError as err:
+            raise ResumeStateError(f"{err}; delete it to start over") from None
         self.load_state_dict(state, path)
         log.info("resumed from %s at step %d/%d (epoch %d)", path, self.step, self.total_steps, self.epoch)
         return True
