@@ -237,7 +237,8 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
 
     def validate(epoch: int, record: dict) -> dict:
         ds, views = val
-        _, probs = predict_probs(classifier, ds, views, normaliser, batch_size=train.batch_size, workers=train.workers)
+        _, probs = predict_probs(classifier, ds, views, normaliser, batch_size=train.batch_size, workers=train.workers,
+                                 accel=trainer.accel)
         return {"val_top1": topk_accuracy(probs, ds.labels, 1), "val_top5": topk_accuracy(probs, ds.labels, 5)}
 
     fingerprint = {

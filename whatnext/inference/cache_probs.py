@@ -25,8 +25,10 @@ from whatnext.finetune.evaluation import predict_probs
 from whatnext.models import build_model
 from whatnext.models.factory import DEFAULTS
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.cli_options import BadInput, check_device
+from whatnext.runtime.distributed import rank_device
 from whatnext.runtime.logging_setup import cli_logging
+from whatnext.runtime.precision import Acceleration, compile_option, precision_option
 from whatnext.runtime.prob_cache import FITS, SPLITS, write_prob_cache
 
 log = logging.getLogger(__name__)
@@ -34,8 +36,13 @@ MEMBER_ID = r"^[A-Za-z0-9_.-]+$"
 
 
 def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str, tta: str, flip: bool,
-                       out: Path, batch_size: int = 32, workers: int = 0) -> dict:
-    """Compute and write one probability cache; returns its provenance. Errors name the file at fault."""
+                       out: Path, batch_size: int = 32, workers: int = 0, device: str = "cpu", precision: str = "fp32",
+                       compile: bool = False) -> dict:
+    """Compute and write one probability cache; returns its provenance. Errors name the file at fault.
+
+    ``device``, ``precision`` and ``compile`` as the CLI's ``--device`` (``auto``: CUDA if available),
+    ``--precision`` and ``--compile`` (:mod:`whatnext.runtime.precision`).
+    """
     checkpoint = load_checkpoint(ckpt, expected_kind="classifier")
     config = checkpoint["model_config"]
     try:
@@ -43,16 +50,19 @@ def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointError(f"{ckpt}: its model_config cannot be built ({type(err).__name__}: {err})") from None
     load_state_strict(model, checkpoint["state_dict"], ckpt)
+    accel = Acceleration(rank_device(device), precision, compile)
+    model = accel.prepare(model)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
     views = TTAViews((DEFAULTS | config)["img_size"], five_crop=tta == "five_crop", flip=flip)
     dataset = ClipDataset(data, split, transform=views)
-    log.info("%s: %d %s clips x %d views with %s", member, len(dataset), split, len(views.flipped), ckpt)
-    ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers, desc=f"{member} {split}")
+    log.info("%s: %d %s clips x %d views with %s; %s", member, len(dataset), split, len(views.flipped), ckpt, accel.describe())
+    ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers, desc=f"{member} {split}",
+                               accel=accel)
     if len(ids) == 0:
         raise DataFormatError(f"{dataset.csv_path}: no clips in split {split!r}")
     provenance = {
         "member": member, "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt),
-        "tta": tta, "flip": flip, "split": split, "fit": fit, "model_config": config,
+        "tta": tta, "flip": flip, "split": split, "fit": fit, "model_config": config, "precision": accel.precision,
     }
     write_prob_cache(out, ids, probs, provenance)
     return provenance
@@ -70,8 +80,11 @@ def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per forward pass.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--device", default="auto", show_default=True, callback=check_device, help="torch device: auto (CUDA if available), cpu, cuda, cuda:1...")
+@precision_option()
+@compile_option()
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the log to this file.")
-def main(data, ckpt, split, member, fit, tta, flip, out, batch_size, threads, workers, log_file):
+def main(data, ckpt, split, member, fit, tta, flip, out, batch_size, threads, workers, device, precision, compile, log_file):
     """Cache a member's TTA probabilities on the val or test split."""
     if not re.match(MEMBER_ID, member):
         raise BadInput(f"member id {member!r} must match {MEMBER_ID}")
@@ -79,7 +92,8 @@ def main(data, ckpt, split, member, fit, tta, flip, out, batch_size, threads, wo
         torch.set_num_threads(threads)
     with cli_logging(log_file):
         try:
-            provenance = cache_member_probs(data, ckpt, split, member, fit, tta, flip, out, batch_size, workers)
+            provenance = cache_member_probs(data, ckpt, split, member, fit, tta, flip, out, batch_size, workers, device,
+                                            precision, compile)
         except (CheckpointError, DataFormatError) as err:
             raise BadInput(str(err)) from None
     log.info("wrote %s (%s)", out, {k: provenance[k] for k in ("member", "split", "fit", "tta", "flip")})

@@ -26,6 +26,7 @@ import torch
 from whatnext.runtime.checkpoint import CheckpointError
 from whatnext.runtime.deadline import parse_deadline
 from whatnext.runtime.logging_setup import cli_logging
+from whatnext.runtime.precision import compile_option, precision_option
 from whatnext.runtime.trainer import EXIT_INCOMPLETE, ResumeStateError, TrainingIncomplete, TrainOptions
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,8 @@ def _check_deadline(ctx, param, value):
     return value
 
 
-def _check_device(ctx, param, value):
+def check_device(ctx, param, value):
+    """click callback: ``value`` must be ``auto`` or a torch device name."""
     if value != "auto":
         try:
             torch.device(value)
@@ -68,7 +70,9 @@ def _option_specs(defaults: dict) -> list:
         click.option("--warmup-epochs", type=non_negative, default=d["warmup_epochs"], show_default=True, help="Linear warmup length in epochs (fractions allowed); cosine decay after it."),
         click.option("--threads", type=positive, default=d["threads"], help="torch intra-op threads (default: torch's choice)."),
         click.option("--workers", type=click.IntRange(min=0), default=d["workers"], show_default=True, help="DataLoader worker processes (results do not depend on it)."),
-        click.option("--device", default=d["device"], show_default=True, callback=_check_device, help="torch device: auto (CUDA if available), cpu, cuda, cuda:1..."),
+        click.option("--device", default=d["device"], show_default=True, callback=check_device, help="torch device: auto (CUDA if available), cpu, cuda, cuda:1..."),
+        precision_option(d["precision"]),
+        compile_option(),
         click.option("--resume-dir", type=click.Path(file_okay=False, path_type=Path), default=d["resume_dir"], help="Folder for the resumable state, OUTSIDE the declared outputs; removed after success."),
         click.option("--checkpoint-every", type=positive, default=d["checkpoint_every"], show_default=True, help="Save the resumable state every N steps."),
         click.option("--deadline", type=str, default=d["deadline"], callback=_check_deadline, help="ISO 8601 time by which to checkpoint and exit 75 (no zone: local time)."),

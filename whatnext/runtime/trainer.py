@@ -48,7 +48,10 @@ from tqdm import tqdm
 from whatnext.runtime.atomic import save_torch
 from whatnext.runtime.checkpoint import CheckpointError, load_weights_file
 from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_time
+from whatnext.runtime.distributed import (barrier, check_shardable, current_ranks, mean_over_ranks, rank_device,
+                                          rank_shard, stop_together)
 from whatnext.runtime.metrics import EpochMeter
+from whatnext.runtime.precision import Acceleration
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,9 @@ class TrainOptions:
 
     ``lr`` is the peak learning rate, reached after ``warmup_epochs`` (fractions allowed);
     times are in minutes; ``checkpoint_every`` counts optimiser steps; ``device`` is a torch
-    device name or ``"auto"`` (CUDA when available).
+    device name or ``"auto"`` (CUDA when available); ``precision`` and ``compile`` choose the
+    numeric precision and fast paths (:mod:`whatnext.runtime.precision`; not part of the result's
+    fingerprint, so a retry may resume on another kind of card).
     """
 
     seed: int = 0
@@ -76,6 +81,8 @@ class TrainOptions:
     threads: int | None = None
     workers: int = 0
     device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
     resume_dir: Path | None = None
     checkpoint_every: int = 100
     deadline: str | None = None
@@ -110,13 +117,6 @@ class TrainResult:
     history: list[dict]
     final_loss: float
     steps: int
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; anything else is a torch device name."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def to_device(batch, device: torch.device):
@@ -170,6 +170,30 @@ class EpochSeededItems(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(self.seed, epoch, index))
             return self.dataset[index]
+
+
+class StepBatches:
+    """Batch sampler of a whole run from ``start_step`` on: each step's item keys ``(epoch, index)``, built
+    lazily epoch by epoch (one loader serves every epoch, so its workers persist and prefetch across
+    epoch ends). With several ranks, each yields its :func:`~whatnext.runtime.distributed.rank_shard`."""
+
+    def __init__(self, num_items: int, batch_size: int, seed: int, drop_last: bool, start_step: int,
+                 total_steps: int, steps_per_epoch: int, ranks):
+        self.args = (num_items, batch_size, seed, drop_last)
+        self.start_step, self.total_steps, self.steps_per_epoch, self.ranks = start_step, total_steps, steps_per_epoch, ranks
+
+    def __len__(self) -> int:
+        return self.total_steps - self.start_step
+
+    def __iter__(self):
+        num_items, batch_size, seed, drop_last = self.args
+        epoch, skip = divmod(self.start_step, self.steps_per_epoch)
+        step = self.start_step
+        while step < self.total_steps:
+            for batch in epoch_batches(num_items, batch_size, seed, epoch, drop_last)[skip:]:
+                yield [(epoch, i) for i in (rank_shard(batch, self.ranks) if self.ranks.distributed else batch)]
+                step += 1
+            epoch, skip = epoch + 1, 0
 
 
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token")
@@ -268,8 +292,12 @@ class Trainer:
         desc: str = "train",
         clock: Callable[[], float] = time.time,
     ):
-        self.device = resolve_device(options.device)
-        self.model = model.to(self.device)
+        self.ranks = current_ranks()
+        check_shardable(options.batch_size, drop_last, self.ranks)
+        self.device = rank_device(options.device, self.ranks)
+        self.accel = Acceleration(self.device, options.precision, options.compile)
+        self.model = self.accel.prepare(model)
+        self.step_model = self._data_parallel(self.model)
         self.dataset = dataset
         self.loss_fn = loss_fn
         self.options = options
@@ -290,7 +318,8 @@ class Trainer:
              "clip_grad_norm": clip_grad_norm, "betas": list(betas), "task": fingerprint or {}}
         )
         self.optimizer = torch.optim.AdamW(
-            groups if groups is not None else param_groups(model, options.weight_decay), lr=options.lr, betas=betas
+            groups if groups is not None else param_groups(model, options.weight_decay), lr=options.lr, betas=betas,
+            **self.accel.optimizer_kwargs(),
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(self.warmup_steps, self.total_steps, min_lr_ratio)
@@ -298,6 +327,14 @@ class Trainer:
         self.step = 0
         self.history: list[dict] = []
         self.meter = EpochMeter()
+
+    def _data_parallel(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the steps call: ``model`` itself, or its DistributedDataParallel wrapper with several ranks."""
+        if not self.ranks.distributed:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     # ----------------------------------------------------------------- resume state
     @property
@@ -317,6 +354,7 @@ class Trainer:
             "history": self.history,
             "meter": self.meter.state_dict(),
             "rng": _rng_state(),
+            "scaler": self.accel.state_dict(),
         }
 
     def load_state_dict(self, state: dict, source: str | Path = "resume state") -> None:
@@ -337,6 +375,7 @@ class Trainer:
         self.history = list(state["history"])
         self.meter = EpochMeter.from_state(state["meter"])
         _set_rng_state(state["rng"])
+        self.accel.load_state_dict(state.get("scaler"))
 
     def resume_if_possible(self) -> bool:
         """Load the resume state from ``--resume-dir`` if one exists; True if resumed."""
@@ -352,14 +391,15 @@ class Trainer:
         return True
 
     def save_state(self) -> None:
-        """Write the resume state atomically (no-op without ``--resume-dir``)."""
-        if self.state_path is not None:
+        """Write the resume state atomically (no-op without ``--resume-dir``; rank 0 writes, the others wait)."""
+        if self.state_path is not None and self.ranks.main:
             save_torch(self.state_dict(), self.state_path)
+        barrier(self.ranks)
 
     def clear_resume_state(self) -> None:
         """Remove the resume state (and ``--resume-dir`` if left empty): call after final outputs are written."""
         path = self.state_path
-        if path is None:
+        if path is None or not self.ranks.main:
             return
         path.unlink(missing_ok=True)
         try:
@@ -373,16 +413,17 @@ class Trainer:
         """The epoch the next step belongs to (0-based)."""
         return self.step // self.steps_per_epoch
 
-    def _batch_iterator(self, epoch: int, skip: int):
-        batches = epoch_batches(len(self.dataset), self.options.batch_size, self.options.seed, epoch, self.drop_last)
-        keys = [[(epoch, i) for i in batch] for batch in batches[skip:]]
+    def _batch_iterator(self):
+        """Batches of every remaining step, from one loader (see :class:`StepBatches`)."""
+        opts = self.options
+        keys = StepBatches(len(self.dataset), opts.batch_size, opts.seed, self.drop_last, self.step, self.total_steps,
+                           self.steps_per_epoch, self.ranks)
         loader = DataLoader(
-            EpochSeededItems(self.dataset, self.options.seed),
+            EpochSeededItems(self.dataset, opts.seed),
             batch_sampler=keys,
             collate_fn=self.collate_fn,
-            num_workers=self.options.workers,
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(derive_seed(self.options.seed, epoch)),  # keeps the global RNG untouched
+            generator=torch.Generator().manual_seed(derive_seed(opts.seed, self.epoch)),  # keeps the global RNG untouched
+            **self.accel.loader_kwargs(opts.workers),
         )
         return iter(loader)
 
@@ -397,17 +438,17 @@ class Trainer:
 
     def _train_step(self, batch) -> tuple[float, int]:
         batch = to_device(batch, self.device)
-        loss = self.loss_fn(self.model, batch)
+        if self.ranks.distributed:  # each rank's draws (masks, crops) from a stream fixed by (seed, step, rank)
+            torch.manual_seed(derive_seed(self.options.seed, self.step, self.ranks.rank))
+        with self.accel.autocast():
+            loss = self.loss_fn(self.step_model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at step {self.step} (epoch {self.epoch})")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.clip_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_grad_norm)
-        self.optimizer.step()
+        self.accel.backward_step(loss, self.optimizer, self.model.parameters(), self.clip_grad_norm)
         self.scheduler.step()
         self.step += 1
-        return loss.item(), len(batch[0])
+        return mean_over_ranks(loss.item(), self.ranks), len(batch[0]) * self.ranks.world
 
     def _close_epoch(self, epoch: int) -> None:
         record = {
@@ -434,12 +475,14 @@ class Trainer:
             log.info("must stop by %s (unix %.0f)", time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(watch.stop_at)), watch.stop_at)
         steps_done = 0
         self.model.train()
-        with StopSignals() as signals, tqdm(total=self.total_steps, initial=self.step, desc=self.desc, unit="step", mininterval=1.0) as bar:
+        log.info("%s", self.accel.describe() + (f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.distributed else ""))
+        with StopSignals() as signals, tqdm(total=self.total_steps, initial=self.step, desc=self.desc, unit="step", mininterval=1.0,
+                                            disable=not self.ranks.main) as bar:
+            batches = self._batch_iterator()
             while self.step < self.total_steps:
                 epoch = self.epoch
-                batches = self._batch_iterator(epoch, self.step % self.steps_per_epoch)
                 while self.epoch == epoch and self.step < self.total_steps:
-                    reason = self._stop_reason(watch, signals, steps_done, stop_after)
+                    reason = stop_together(self._stop_reason(watch, signals, steps_done, stop_after), self.ranks)
                     if reason is not None:
                         self._checkpoint(watch)
                         raise TrainingIncomplete(self.step, self.total_steps, reason, self.state_path)
