@@ -239,3 +239,15 @@ def test_worker_processes_do_not_change_the_result(tmp_path):
     parallel.fit()
     for key, value in single.model.state_dict().items():
         assert torch.equal(value, parallel.model.state_dict()[key]), key
+
+
+def test_safety_margin_longer_than_the_time_left_is_named_with_the_flag_to_lower(tmp_path):
+    with pytest.raises(TrainingIncomplete) as stop:
+        make_trainer(tmp_path, time_budget_min=1.0, safety_margin_min=5.0).fit()
+    assert stop.value.step == 0
+    assert "safety margin (5 min) is longer than the 1 min that were left; lower --safety-margin-min" in str(stop.value)
+
+
+def test_a_deadline_reached_in_training_keeps_the_plain_reason(tmp_path):
+    with pytest.raises(TrainingIncomplete, match=r"\(deadline\); state saved"):
+        make_trainer(tmp_path, time_budget_min=0.0, safety_margin_min=0.0).fit()

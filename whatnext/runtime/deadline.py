@@ -99,9 +99,12 @@ class DeadlineWatch:
     cost is the longest recorded checkpoint write (one step's time until one is measured).
     """
 
-    def __init__(self, stop_at: float | None, clock: Callable[[], float] = time.time, window: int = 50):
+    def __init__(self, stop_at: float | None, clock: Callable[[], float] = time.time, window: int = 50,
+                 margin_s: float = 0.0):
         self.stop_at = stop_at
         self.clock = clock
+        self.margin_s = margin_s  # the safety margin already subtracted from stop_at, for the stop message
+        self.started_at = clock()
         self.step_seconds = RunningMedian(window)
         self.checkpoint_seconds: float | None = None
 
@@ -122,6 +125,20 @@ class DeadlineWatch:
         step = self.step_seconds.median() or 0.0
         checkpoint = self.checkpoint_seconds if self.checkpoint_seconds is not None else step
         return step + checkpoint >= left
+
+
+    def stop_reason(self) -> str:
+        """Why a deadline stop happened: ``"deadline"``, or, when the safety margin alone put the stop time
+        before the start (the margin longer than the time that was left), a sentence saying so and naming
+        the flag to lower."""
+        if self.stop_at is None or self.stop_at > self.started_at:
+            return "deadline"
+        left_min = (self.stop_at + self.margin_s - self.started_at) / 60.0
+        if left_min <= 0:
+            return "deadline"
+        return (f"deadline: the stop time was already past at the start, because the safety margin "
+                f"({self.margin_s / 60.0:g} min) is longer than the {left_min:.3g} min that were left; "
+                "lower --safety-margin-min")
 
 
 class StopSignals:

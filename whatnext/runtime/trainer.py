@@ -433,7 +433,7 @@ class Trainer:
         if stop_after is not None and steps_done >= stop_after:
             return f"{STOP_AFTER_STEPS_ENV}={stop_after}"
         if watch.next_step_would_cross():
-            return "deadline"
+            return watch.stop_reason()
         return None
 
     def _train_step(self, batch) -> tuple[float, int]:
@@ -468,7 +468,8 @@ class Trainer:
         """Train until ``options.epochs`` are done; raises :class:`TrainingIncomplete` on a deadline or signal."""
         opts = self.options
         watch = DeadlineWatch(
-            resolve_stop_time(opts.deadline, opts.time_budget_min, opts.safety_margin_min, now=self.clock()), self.clock
+            resolve_stop_time(opts.deadline, opts.time_budget_min, opts.safety_margin_min, now=self.clock()), self.clock,
+            margin_s=60.0 * opts.safety_margin_min,
         )
         stop_after = int(os.environ[STOP_AFTER_STEPS_ENV]) if os.environ.get(STOP_AFTER_STEPS_ENV) else None
         if watch.stop_at is not None:
