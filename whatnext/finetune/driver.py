@@ -152,8 +152,16 @@ class FinetuneObjective(nn.Module):
 
 
 def data_frame_size(data_dir: Path) -> int:
-    """Side (px) of the first training clip's frames: the natural input size when none is given."""
-    return int(ClipDataset(data_dir, "train").read_frames(0).shape[-1])
+    """Side (px) of the first training clip's frames: the natural input size when none is given.
+
+    A bad CSV, no training clip or an undecodable first clip raises :class:`BadInput` naming the file."""
+    try:
+        dataset = ClipDataset(data_dir, "train")
+        if len(dataset) == 0:
+            raise DataFormatError(f"{dataset.csv_path}: no training clips to take the frame size from")
+        return int(dataset.read_frames(0).shape[-1])
+    except DataFormatError as err:
+        raise BadInput(str(err)) from None
 
 
 def classifier_config(base: dict, head: str, drop_path: float) -> dict:
