@@ -159,3 +159,18 @@ def test_clip_residual_is_kept_in_the_encoder_config_and_reaches_the_classifier(
     assert build_encoder(config).clip_residual
     assert build_model(classifier_config(config, "attn", drop_path=0.0)).encoder.clip_residual
     assert not build_encoder(encoder_config("videomae_vit_tiny", 32, 0.9)).clip_residual
+
+
+@pytest.mark.parametrize("family", ["mae2d", "videomae"])
+def test_labels_are_not_read_so_a_label_outside_the_classes_does_not_matter(tiny_data_dir, tmp_path, family):
+    import shutil
+
+    main, _ = CLIS[family]
+    assert "no labels read" in CliRunner().invoke(main, ["--help"]).output
+    data = shutil.copytree(tiny_data_dir, tmp_path / "data")
+    lines = (data / "val.csv").read_text().splitlines()
+    lines[1] = lines[1].split(",")[0] + ",40"
+    (data / "val.csv").write_text("\n".join(lines) + "\n")
+    result, out, metrics = run(data, tmp_path, family, extra=["--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(metrics.read_text())["num_clips"] == 68

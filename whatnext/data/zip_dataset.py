@@ -235,7 +235,9 @@ class ClipDataset(torch.utils.data.Dataset):
     stacked: items hold the clip as one tensor [4, 3, H, W]; with ``stacked=False`` as the list of its 4
     decoded frames [3, H, W] (:meth:`decode_frames`), which ``whatnext.data.clip_batches.collate_clips``
     copies straight into the batch: one copy of the pixels instead of two.
-    on_bad: ``"raise"`` or ``"skip"``. num_classes: defaults to the class table's.
+    on_bad: ``"raise"`` or ``"skip"``. num_classes: defaults to the class table's. read_labels: with
+    False the CSV gives only the clip ids (no label column needed, none read) and every label is -1, as for
+    test (self-supervised pretraining).
     """
 
     def __init__(
@@ -253,6 +255,7 @@ class ClipDataset(torch.utils.data.Dataset):
         on_bad: str = "raise",
         layout: Layout = course_kit_layout,
         num_classes: int | None = None,
+        read_labels: bool = True,
     ):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -267,7 +270,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.split, self.transform, self.on_bad, self.stacked = split, transform, on_bad, stacked
         self.decode_options = {"frame_size": frame_size, "draft": draft, "resize": resize}
         num_classes = num_classes or load_class_table().num_classes
-        labelled = labels_csv is not None or split != "test"
+        labelled = read_labels and (labels_csv is not None or split != "test")
         self.csv_path = Path(labels_csv) if labels_csv is not None else data_dir / f"{split}.csv"
         ids, raw_labels = read_split_csv(self.csv_path, labelled, num_classes)
         clips = frame_index(self.source, layout).get(split, {})

@@ -70,9 +70,9 @@ def encoder_config(arch: str, img_size: int, mask_ratio: float, clip_residual: b
 
 
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
-    """Every clip of ``splits`` decoded to ``img_size`` squares (labels unused; :class:`ReconstructionLoss`
+    """Every clip of ``splits`` decoded to ``img_size`` squares (labels not read, all -1; :class:`ReconstructionLoss`
     augments them). Items ``(4 frames uint8 [3, img_size, img_size], label, clip_id)`` for ``collate_clips``."""
-    return ConcatDataset([ClipDataset(data, split, frame_size=img_size, stacked=False) for split in splits])
+    return ConcatDataset([ClipDataset(data, split, frame_size=img_size, stacked=False, read_labels=False) for split in splits])
 
 
 def load_parent_encoder(path: Path, family: Family, config: dict) -> dict:
@@ -157,7 +157,7 @@ def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init
                           mask_ratio=mask_ratio, splits=splits, train=train, clip_residual=clip_residual)
     gen.trainer.resume_if_possible()
     result = gen.trainer.fit()
-    probe = probe_loss(gen.model, ClipDataset(data, splits[0], frame_size=img_size), gen.normaliser)
+    probe = probe_loss(gen.model, ClipDataset(data, splits[0], frame_size=img_size, read_labels=False), gen.normaliser)
     summary = {
         "family": family.name,
         "arch": arch,
