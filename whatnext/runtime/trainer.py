@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from whatnext.runtime.atomic import save_torch
+from whatnext.runtime.atomic import remove_temporaries, save_torch
 from whatnext.runtime.checkpoint import CheckpointError, load_weights_file
 from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_time
 from whatnext.runtime.distributed import (barrier, check_shardable, current_ranks, mean_over_ranks, rank_device,
@@ -397,11 +397,13 @@ class Trainer:
         barrier(self.ranks)
 
     def clear_resume_state(self) -> None:
-        """Remove the resume state (and ``--resume-dir`` if left empty): call after final outputs are written."""
+        """Remove the resume state, its temporaries (a killed write's orphans) and ``--resume-dir`` if left
+        empty: call after final outputs are written."""
         path = self.state_path
         if path is None or not self.ranks.main:
             return
         path.unlink(missing_ok=True)
+        remove_temporaries(path)
         try:
             path.parent.rmdir()
         except OSError:
