@@ -17,7 +17,7 @@ def generation(tiny_data_dir, init=None, **train):
     from dataclasses import replace
 
     return open_generation(MAE2D, data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, init_encoder=init,
-                           mask_ratio=0.75, splits=("val",), train=replace(TRAIN, **train))
+                           settings={"mask_ratio": 0.75}, splits=("val",), train=replace(TRAIN, **train))
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def two_generations(tiny_data_dir, tmp_path_factory):
     """Generation 1 from scratch, generation 2 from it, same seed and flags (68 val clips: 2 epochs of 4 steps each)."""
     torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("cascade")
-    common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, mask_ratio=0.75, splits=("val",), train=TRAIN)
+    common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, settings={"mask_ratio": 0.75}, splits=("val",), train=TRAIN)
     g1 = run_generation(MAE2D, init_encoder=None, out=folder / "g1.pt", metrics=folder / "g1.json", **common)
     g2 = run_generation(MAE2D, init_encoder=folder / "g1.pt", out=folder / "g2.pt", metrics=folder / "g2.json", **common)
     return folder, g1, g2

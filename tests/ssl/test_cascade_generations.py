@@ -25,7 +25,7 @@ def test_second_generation_starts_from_what_the_first_learned(tiny_data_dir, tmp
     uses 1e-3. At this size a 4-epoch cycle already reaches the tiny model's plateau.
     """
     torch.set_num_threads(1)
-    common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, mask_ratio=0.75, splits=ALL_SPLITS)
+    common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, settings={"mask_ratio": 0.75}, splits=ALL_SPLITS)
     options = dict(seed=0, batch_size=32, lr=1e-3, warmup_epochs=1.0)
     run_generation(FAMILIES["mae2d"], init_encoder=None, out=tmp_path / "g1.pt", metrics=tmp_path / "g1.json",
                    train=TrainOptions(epochs=4, **options), **common)

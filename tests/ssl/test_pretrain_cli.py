@@ -115,7 +115,7 @@ def test_bad_splits_option_is_a_usage_error(tiny_data_dir, tmp_path):
 
 
 def test_init_encoder_of_the_other_family_is_refused_naming_the_file(tiny_data_dir, tmp_path):
-    config = encoder_config("videomae_vit_tiny", 32, 0.9)
+    config = encoder_config("videomae_vit_tiny", 32, {"mask_ratio": 0.9})
     prev = tmp_path / "videomae_g1.pt"
     save_checkpoint(prev, kind="encoder", model_config=config, state_dict=build_encoder(config).state_dict(),
                     meta={"family": "videomae", "generation": 1})
@@ -125,7 +125,7 @@ def test_init_encoder_of_the_other_family_is_refused_naming_the_file(tiny_data_d
 
 
 def test_init_encoder_of_another_image_size_is_refused(tiny_data_dir, tmp_path):
-    config = encoder_config("mae2d_vit_tiny", 64, 0.75)
+    config = encoder_config("mae2d_vit_tiny", 64, {"mask_ratio": 0.75})
     prev = tmp_path / "g1_64px.pt"
     save_checkpoint(prev, kind="encoder", model_config=config, state_dict=build_encoder(config).state_dict(),
                     meta={"family": "mae2d", "generation": 1})
@@ -143,7 +143,7 @@ def test_classifier_checkpoint_as_init_encoder_is_refused(tiny_data_dir, tmp_pat
 def test_truncated_init_encoder_is_refused(tiny_data_dir, tmp_path):
     prev = tmp_path / "cut.pt"
     good = tmp_path / "good.pt"
-    config = encoder_config("mae2d_vit_tiny", 32, 0.75)
+    config = encoder_config("mae2d_vit_tiny", 32, {"mask_ratio": 0.75})
     save_checkpoint(good, kind="encoder", model_config=config, state_dict=build_encoder(config).state_dict(),
                     meta={"family": "mae2d"})
     prev.write_bytes(good.read_bytes()[:1000])
@@ -155,10 +155,11 @@ def test_clip_residual_is_kept_in_the_encoder_config_and_reaches_the_classifier(
     from whatnext.finetune.driver import classifier_config
     from whatnext.models import build_encoder, build_model
 
-    config = encoder_config("videomae_vit_tiny", 32, 0.9, clip_residual=True)
+    config = encoder_config("videomae_vit_tiny", 32, {"mask_ratio": 0.9}, clip_residual=True)
     assert build_encoder(config).clip_residual
     assert build_model(classifier_config(config, "attn", drop_path=0.0)).encoder.clip_residual
-    assert not build_encoder(encoder_config("videomae_vit_tiny", 32, 0.9)).clip_residual
+    assert not build_encoder(encoder_config("videomae_vit_tiny", 32, {"mask_ratio": 0.9})).clip_residual
+
 
 
 @pytest.mark.parametrize("family", ["mae2d", "videomae"])

@@ -3,8 +3,8 @@
 ``model_config`` keys: ``encoder`` (name, see :func:`list_encoders`), ``head`` (name, see
 :func:`list_heads`; classifiers only), ``num_classes`` (default 33), ``img_size`` (px, default 224),
 ``num_frames`` (default 4), ``encoder_kwargs`` / ``head_kwargs`` (overrides passed to the builders,
-e.g. ``{"drop_path_rate": 0.1}`` / ``{"dropout": 0.5}``), ``ssl`` (masked-pretraining settings, read by
-:func:`whatnext.ssl.mae_models.build_masked_autoencoder`). Any other key is an error.
+e.g. ``{"drop_path_rate": 0.1}`` / ``{"dropout": 0.5}``), ``ssl`` (the SSL method's settings, read by its
+builder in :mod:`whatnext.ssl.methods`). Any other key is an error.
 """
 
 from __future__ import annotations

@@ -1,16 +1,18 @@
-"""One generation of the self-supervised cascade; both pretraining CLIs are thin over it.
+"""One generation of the self-supervised cascade; every pretraining CLI is thin over it.
 
-A generation trains a masked autoencoder (encoder + light decoder, loss on masked patches
-only) on the frames of every clip of the chosen splits (labels unused). With
-``--init-encoder PREV.pt`` it loads the previous generation's encoder and nothing else:
-the decoder is freshly initialised (from ``--seed``), and the optimiser and the warmup +
-cosine schedule start over, opening a fresh cycle (a finished cosine cycle has ~zero
-learning rate, so merely continuing it would learn little).
+A generation trains an SSL method (:class:`~whatnext.ssl.objective.SSLMethod`: a masked autoencoder, a video
+JEPA, ...) on the frames of every clip of the chosen splits (labels unused). With ``--init-encoder PREV.pt``
+it loads the previous generation's encoder and nothing else: the method's other modules (``method.reset``:
+the MAE decoder, the JEPA predictor and projector) are freshly initialised (from ``--seed``), and the
+optimiser and the warmup + cosine schedule start over, opening a fresh cycle (a finished cosine cycle has
+~zero learning rate, so merely continuing it would learn little). The driver names no method: the CLI of
+method M is ``ssl_command(M)`` over the registry :data:`whatnext.ssl.methods.METHODS`.
 
 Outputs, written only when training completes: ``--out`` an ``"encoder"`` checkpoint
-(``model_config`` = the encoder's config, ``meta`` = family, generation, parent, final loss)
-and ``--metrics`` a JSON with the reconstruction loss per epoch and the fixed-mask probe loss of
-the finished model (:mod:`whatnext.ssl.probe`: the figure to compare generations by).
+(``model_config`` = the encoder's config with the method's settings in ``ssl``, ``meta`` = family (the
+method), generation, parent, final loss) and ``--metrics`` a JSON with the loss per epoch and the method's
+probe score of the finished model (for the MAEs the fixed-mask reconstruction loss,
+:mod:`whatnext.ssl.probe`: the figure to compare generations by).
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ from pathlib import Path
 
 import click
 import torch
+from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
 from whatnext.data.clip_batches import collate_clips
 from whatnext.data.clip_transforms import ClipAugmenter
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
-from whatnext.models import build_encoder, list_encoders
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from whatnext.runtime.cli_options import BadInput, training_options
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
-from whatnext.ssl.mae_models import MaskedAutoencoder, build_masked_autoencoder
-from whatnext.ssl.probe import probe_loss
+from whatnext.ssl.methods import METHODS
+from whatnext.ssl.objective import SSLMethod
 
 log = logging.getLogger(__name__)
 
@@ -43,44 +45,32 @@ ALL_SPLITS = ("train", "val", "test")
 SSL_BETAS = (0.9, 0.95)  # MAE's AdamW betas
 
 
-@dataclass(frozen=True)
-class Family:
-    """A pretraining family: the ``family`` tag of its encoders and its default mask ratio.
-
-    The masking strategy and decoder shape come from the encoder's ``ssl_defaults``
-    (random per frame for mae2d, tube for videomae).
-    """
-
-    name: str
-    mask_ratio: float
-
-
-FAMILIES = {"mae2d": Family("mae2d", 0.75), "videomae": Family("videomae", 0.9)}
+FAMILIES = METHODS  # the family tag of a generation's checkpoints is its method's name
 ENCODER_IDENTITY = ("encoder", "img_size", "num_frames", "encoder_kwargs")  # what a parent must share
 
 
-def encoder_config(arch: str, img_size: int, mask_ratio: float, clip_residual: bool = False) -> dict:
-    """The ``model_config`` of a generation's encoder (``build_encoder`` / ``build_masked_autoencoder`` input);
-    ``clip_residual`` (the encoder sees frames minus their clip mean) is stored in ``encoder_kwargs`` and so
-    travels with the checkpoint to finetuning."""
-    config = {"encoder": arch, "img_size": img_size, "num_frames": NUM_FRAMES, "ssl": {"mask_ratio": mask_ratio}}
+def encoder_config(arch: str, img_size: int, settings: dict, clip_residual: bool = False) -> dict:
+    """The ``model_config`` of a generation's encoder (``build_encoder`` / ``method.build`` input), the method's
+    ``settings`` in ``ssl``; ``clip_residual`` (the encoder sees frames minus their clip mean) is stored in
+    ``encoder_kwargs`` and so travels with the checkpoint to finetuning."""
+    config = {"encoder": arch, "img_size": img_size, "num_frames": NUM_FRAMES, "ssl": dict(settings)}
     if clip_residual:
         config["encoder_kwargs"] = {"clip_residual": True}
     return config
 
 
 def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
-    """Every clip of ``splits`` decoded to ``img_size`` squares (labels not read, all -1; :class:`ReconstructionLoss`
+    """Every clip of ``splits`` decoded to ``img_size`` squares (labels not read, all -1; :class:`MethodLoss`
     augments them). Items ``(4 frames uint8 [3, img_size, img_size], label, clip_id)`` for ``collate_clips``."""
     return ConcatDataset([ClipDataset(data, split, frame_size=img_size, stacked=False, read_labels=False) for split in splits])
 
 
-def load_parent_encoder(path: Path, family: Family, config: dict) -> dict:
-    """The previous generation's checkpoint, checked to hold an encoder of the same family and architecture."""
+def load_parent_encoder(path: Path, method: SSLMethod, config: dict) -> dict:
+    """The previous generation's checkpoint, checked to hold an encoder of the same method and architecture."""
     ckpt = load_checkpoint(path, expected_kind="encoder")
     parent_family = ckpt["meta"].get("family")
-    if parent_family != family.name:
-        raise CheckpointError(f"{path}: holds a {parent_family!r} encoder, cannot seed a {family.name!r} generation")
+    if parent_family != method.name:
+        raise CheckpointError(f"{path}: holds a {parent_family!r} encoder, cannot seed a {method.name!r} generation")
     parent = {key: ckpt["model_config"].get(key) for key in ENCODER_IDENTITY}
     wanted = {key: config.get(key) for key in ENCODER_IDENTITY}
     if parent != wanted:
@@ -88,33 +78,25 @@ def load_parent_encoder(path: Path, family: Family, config: dict) -> dict:
     return ckpt
 
 
-def build_pretrainer(family: Family, config: dict) -> MaskedAutoencoder:
-    """Encoder + freshly initialised decoder for ``config``; raises ``ValueError`` for an encoder of another family."""
-    encoder = build_encoder(config)
-    if getattr(encoder, "family", None) != family.name:
-        known = [name for name in list_encoders() if name.startswith(f"{family.name}_")]
-        raise ValueError(f"encoder {config['encoder']!r} is not a {family.name} encoder; use one of: {', '.join(known)}")
-    return build_masked_autoencoder(config, encoder=encoder)
+class MethodLoss:
+    """One step's loss: the method's loss on the batch's clips (:func:`~whatnext.data.clip_batches.collate_clips`
+    batches), augmented as in MAE (random resized crop and flip, no colour jitter) and normalised with the
+    training split's statistics."""
 
-
-class ReconstructionLoss:
-    """One step's loss: normalised-pixel MSE on the masked patches of the batch's clips
-    (:func:`~whatnext.data.clip_batches.collate_clips` batches), augmented as in MAE (random resized crop
-    and flip, no colour jitter) and normalised with the training split's statistics."""
-
-    def __init__(self, img_size: int, normaliser: ClipNormaliser):
+    def __init__(self, method: SSLMethod, img_size: int, normaliser: ClipNormaliser):
+        self.method = method
         self.augment = ClipAugmenter(img_size, normaliser)
 
-    def __call__(self, model: MaskedAutoencoder, batch) -> torch.Tensor:
+    def __call__(self, model: nn.Module, batch) -> torch.Tensor:
         frames, labels, _, frame_sizes = batch
-        return model(self.augment(frames, labels, frame_sizes)[0]).loss
+        return self.method.loss(model, self.augment(frames, labels, frame_sizes)[0])
 
 
 @dataclass
 class Generation:
     """A generation ready to train: its model, trainer and provenance."""
 
-    model: MaskedAutoencoder
+    model: nn.Module  # the method's model; ``model.encoder`` is what the cascade carries on
     trainer: Trainer
     normaliser: ClipNormaliser
     config: dict  # the encoder's model_config
@@ -123,13 +105,14 @@ class Generation:
     parent_sha256: str | None
 
 
-def open_generation(family: Family, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
-                    mask_ratio: float, splits: tuple[str, ...], train: TrainOptions, clip_residual: bool = False) -> Generation:
-    """Build the model (seeded; parent encoder loaded, decoder fresh), data and a fresh trainer (step 0)."""
+def open_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
+                    settings: dict, splits: tuple[str, ...], train: TrainOptions, clip_residual: bool = False) -> Generation:
+    """Build the model (seeded; parent encoder loaded, ``method.reset`` modules fresh), data and a fresh
+    trainer (step 0)."""
     seed_everything(train.seed)
-    config = encoder_config(arch, img_size, mask_ratio, clip_residual)
-    parent = load_parent_encoder(init_encoder, family, config) if init_encoder else None
-    model = build_pretrainer(family, config)
+    config = encoder_config(arch, img_size, settings, clip_residual)
+    parent = load_parent_encoder(init_encoder, method, config) if init_encoder else None
+    model = method.build(config)
     if parent is not None:
         load_state_strict(model.encoder, parent["state_dict"], init_encoder)
     number = (parent["meta"].get("generation", 0) if parent else 0) + 1
@@ -137,29 +120,29 @@ def open_generation(family: Family, *, data: Path, arch: str, img_size: int, ini
     dataset = ssl_dataset(data, splits, img_size)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
     trainer = Trainer(
-        model, dataset, ReconstructionLoss(img_size, normaliser), train, drop_last=True, betas=SSL_BETAS,
-        collate_fn=collate_clips, desc=f"{family.name} g{number}",
-        fingerprint={"family": family.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
+        model, dataset, MethodLoss(method, img_size, normaliser), train, drop_last=True, betas=SSL_BETAS,
+        collate_fn=collate_clips, desc=f"{method.name} g{number}",
+        fingerprint={"family": method.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )
     return Generation(model, trainer, normaliser, config, number, init_encoder, parent_sha)
 
 
-def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
-                   out: Path, metrics: Path, mask_ratio: float, splits: tuple[str, ...], train: TrainOptions,
+def run_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
+                   out: Path, metrics: Path, settings: dict, splits: tuple[str, ...], train: TrainOptions,
                    clip_residual: bool = False) -> dict:
     """Train one generation (resuming from ``train.resume_dir`` if a state is there), then write its
     encoder checkpoint and metrics and clear the resume state; returns the metrics summary.
 
     Raises :class:`~whatnext.runtime.trainer.TrainingIncomplete` when stopped early.
     """
-    gen = open_generation(family, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder,
-                          mask_ratio=mask_ratio, splits=splits, train=train, clip_residual=clip_residual)
+    gen = open_generation(method, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder,
+                          settings=settings, splits=splits, train=train, clip_residual=clip_residual)
     gen.trainer.resume_if_possible()
     result = gen.trainer.fit()
-    probe = probe_loss(gen.model, ClipDataset(data, splits[0], frame_size=img_size, read_labels=False), gen.normaliser)
+    probe = method.probe(gen.model, ClipDataset(data, splits[0], frame_size=img_size, read_labels=False), gen.normaliser)
     summary = {
-        "family": family.name,
+        "family": method.name,
         "arch": arch,
         "generation": gen.number,
         "parent": str(gen.parent) if gen.parent else None,
@@ -167,7 +150,7 @@ def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init
         "final_loss": result.final_loss,
         "probe_loss": probe,
         "probe_split": splits[0],
-        "mask_ratio": mask_ratio,
+        **settings,
         "splits": list(splits),
         "num_clips": len(gen.trainer.dataset),
         "steps": result.steps,
@@ -176,7 +159,8 @@ def run_generation(family: Family, *, data: Path, arch: str, img_size: int, init
     save_checkpoint(out, kind="encoder", model_config=gen.config, state_dict=gen.model.encoder.state_dict(), meta=summary)
     write_metrics(metrics, result.history, **summary)
     gen.trainer.clear_resume_state()
-    log.info("generation %d of %s done: final reconstruction loss %.4f, probe %.4f", gen.number, arch, result.final_loss, probe)
+    log.info("generation %d of %s (%s) done: final loss %.4f, probe %.4f", gen.number, arch, method.name,
+             result.final_loss, probe)
     return summary
 
 
@@ -188,30 +172,42 @@ def _parse_splits(ctx, param, value: str) -> tuple[str, ...]:
     return splits
 
 
-def ssl_command(family_name: str) -> click.Command:
-    """The click command of one family's pretraining CLI."""
-    family = FAMILIES[family_name]
+def method_options(method: SSLMethod):
+    """Click decorator adding the method's settings as flags; the command receives them by setting name."""
 
-    @click.command(help=f"One {family.name} self-supervised cascade generation on every clip's frames; "
+    def decorate(command):
+        for setting in reversed(method.settings):
+            command = click.option(setting.flag, setting.name, type=setting.type, default=setting.default,
+                                   show_default=True, help=setting.help)(command)
+        return command
+
+    return decorate
+
+
+def ssl_command(method_name: str) -> click.Command:
+    """The click command of one method's pretraining CLI: the shared flags, then the method's settings."""
+    method = METHODS[method_name]
+
+    @click.command(help=f"One {method.name} self-supervised cascade generation on every clip's frames; "
                         "exit 75 = incomplete (state in --resume-dir), rerun the same command to resume.")
     @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Data dir.")
-    @click.option("--arch", required=True, help=f"Encoder name (a {family.name} encoder of whatnext.models).")
+    @click.option("--arch", required=True, help="Encoder name (of whatnext.models).")
     @click.option("--img-size", required=True, type=click.IntRange(min=8), help="Frame side in pixels.")
     @click.option("--init-encoder", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Previous generation's encoder checkpoint: loads the encoder only, fresh decoder/optimiser/schedule.")
+                  help="Previous generation's encoder checkpoint: loads the encoder only; fresh "
+                       f"{', '.join(method.reset)}, optimiser and schedule.")
     @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Encoder checkpoint to write.")
     @click.option("--metrics", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Metrics JSON to write.")
-    @click.option("--mask-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=family.mask_ratio,
-                  show_default=True, help="Fraction of patches masked.")
     @click.option("--splits", default=",".join(ALL_SPLITS), show_default=True, callback=_parse_splits,
                   help="Splits whose frames are used (no labels read).")
     @click.option("--clip-residual", is_flag=True,
                   help="The encoder sees each frame minus the clip's mean frame (kept in the checkpoint's config).")
     @training_options(epochs=100, batch_size=64, lr=1.5e-4, weight_decay=0.05, warmup_epochs=5.0)
-    def main(data, arch, img_size, init_encoder, out, metrics, mask_ratio, splits, clip_residual, train):
+    @method_options(method)
+    def main(data, arch, img_size, init_encoder, out, metrics, splits, clip_residual, train, **settings):
         try:
-            run_generation(family, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder, out=out,
-                           metrics=metrics, mask_ratio=mask_ratio, splits=splits, train=train, clip_residual=clip_residual)
+            run_generation(method, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder, out=out,
+                           metrics=metrics, settings=settings, splits=splits, train=train, clip_residual=clip_residual)
         except (DataFormatError, ValueError) as err:
             raise BadInput(str(err)) from None
 
