@@ -161,7 +161,6 @@ def test_clip_residual_is_kept_in_the_encoder_config_and_reaches_the_classifier(
     assert not build_encoder(encoder_config("videomae_vit_tiny", 32, {"mask_ratio": 0.9})).clip_residual
 
 
-
 @pytest.mark.parametrize("family", ["mae2d", "videomae"])
 def test_labels_are_not_read_so_a_label_outside_the_classes_does_not_matter(tiny_data_dir, tmp_path, family):
     import shutil
