@@ -22,9 +22,9 @@ def test_test_split_needs_no_label(tmp_path):
     ("content", "message"),
     [
         ("video_id\n1\n", r"missing columns \['label'\]"),
-        ("video_id,label\n1,3\n1,4\n", "duplicate video_id '1'"),
-        ("video_id,label\n1,3\n2,33\n", "clip '2' has label '33'"),
-        ("video_id,label\n1,x\n", "clip '1' has label 'x'"),
+        ("video_id,label\n1,3\n1,4\n", r"duplicate video_id \['1'\]"),
+        ("video_id,label\n1,3\n2,33\n", "clip '2': label 33 is outside 0..32"),
+        ("video_id,label\n1,x\n", "clip '1': label 'x' is neither a class id"),
     ],
     ids=["no-label-column", "duplicate-id", "label-out-of-range", "label-not-a-number"],
 )

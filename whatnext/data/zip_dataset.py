@@ -4,11 +4,14 @@ A data dir holds ``frames.zip`` (or the same tree extracted as ``frames/``) and 
 
     DATA/frames.zip   train/<class folder>/video_<id>/frame_<k>.jpg   (val/ likewise)
                       test/video_<id>/frame_<k>.jpg
-    DATA/train.csv    video_id,label      (label: int class id in 0..32)
+    DATA/train.csv    video_id,label      (label: class id in 0..32, class name or kit folder name)
     DATA/val.csv      video_id,label
     DATA/test.csv     video_id
 
-Layout (the course kit's): a clip is the folder ``video_<id>``; its frames ``frame_<k>.jpg`` are in
+The CSV forms (ids with or without ``video_``, integer-looking ids, the label forms) are those of
+:mod:`whatnext.data.split_csv`; CSV ids are matched to frame folders by its ``clip_key``.
+
+Layout (the course kit's): a clip is the folder ``video_<id>`` (or plain ``<id>``); its frames ``frame_<k>.jpg`` are in
 temporal order of the integer k (any 4 distinct k; the generator writes 0..3). The class folder's name is
 free (the generator writes the class name): labels always come from the CSV. One optional leading folder
 (a zip built from a parent directory, e.g. ``frames/train/...``) is accepted. The adapter point for another
@@ -25,7 +28,7 @@ faster than Pillow, which parses the JPEG headers in Python); ``frame_size`` dec
 with Pillow's JPEG draft mode instead (``decode_jpeg``).
 
 Bad input raises ``DataFormatError`` naming the file and the clip: a CSV without its columns or with
-duplicate ids, a label outside 0..num_classes-1, a CSV id with no frames, a clip with other than 4
+duplicate ids, a label that names no class, a CSV id with no frames, a clip with other than 4
 frames, a missing or corrupt JPEG. With ``on_bad="skip"`` the clip-level problems drop the clip instead,
 counted in ``ds.skipped`` and logged; corrupt JPEGs (and zip members failing their CRC) are found when
 decoded, or all at once by ``ds.verify()``. ``extract_frames`` unpacks a zip safely (zip-slip checked).
@@ -45,22 +48,18 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 from torchcodec.decoders import decode_jpeg as decode_jpeg_turbo
 
 from whatnext.data.class_table import load_class_table
+from whatnext.data.split_csv import DataFormatError, LabelParser, clip_key, read_split_csv
 
 log = logging.getLogger(__name__)
 
 FRAMES_PER_CLIP = 4
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # zip local file header: signature ... name length, extra length
 SPLITS = ("train", "val", "test")
-
-
-class DataFormatError(ValueError):
-    """Input that does not follow the challenge format; the message names the file and clip."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class FrameRef:
 Layout = Callable[[str], "FrameRef | None"]
 
 _COURSE_KIT = re.compile(
-    r"^(?:[^/]+/)?(?P<split>train|val|test)/(?:[^/]+/)?video_(?P<id>[^/]+)/frame_(?P<k>\d+)\.jpe?g$", re.IGNORECASE
+    r"^(?:[^/]+/)?(?P<split>train|val|test)/(?:[^/]+/)?(?:video_)?(?P<id>[^/]+)/frame_(?P<k>\d+)\.jpe?g$", re.IGNORECASE
 )
 
 
@@ -176,51 +175,20 @@ _INDEX_CACHE: dict[tuple, dict[str, dict[str, list[tuple[int, str]]]]] = {}
 
 
 def frame_index(source: FrameSource, layout: Layout = course_kit_layout) -> dict[str, dict[str, list[tuple[int, str]]]]:
-    """split -> video_id -> [(k, member)] sorted by k; built once per source content and process."""
+    """split -> clip key (:func:`~whatnext.data.split_csv.clip_key` of the folder's id) -> [(k, member)]
+    sorted by k; built once per source content and process."""
     key = (*source.key(), layout)
     if key not in _INDEX_CACHE:
         index: dict[str, dict[str, list[tuple[int, str]]]] = {s: {} for s in SPLITS}
         for name in source.names():
             ref = layout(name)
             if ref is not None:
-                index.setdefault(ref.split, {}).setdefault(ref.video_id, []).append((ref.k, name))
+                index.setdefault(ref.split, {}).setdefault(clip_key(ref.video_id), []).append((ref.k, name))
         for clips in index.values():
             for frames in clips.values():
                 frames.sort()
         _INDEX_CACHE[key] = index
     return _INDEX_CACHE[key]
-
-
-def read_split_csv(path: str | Path, labelled: bool, num_classes: int) -> tuple[list[str], list[str]]:
-    """The CSV's video ids (str, in file order) and raw label strings ('' for an unlabelled split).
-
-    File-level problems (unreadable, missing columns, duplicate ids) raise ``DataFormatError``.
-    """
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataFormatError(f"{path}: cannot read the CSV ({err})") from err
-    required = ["video_id", "label"] if labelled else ["video_id"]
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise DataFormatError(f"{path}: missing columns {missing} (found {list(table.columns)})")
-    ids = table["video_id"].str.strip()
-    duplicated = ids[ids.duplicated()].unique().tolist()
-    if duplicated:
-        raise DataFormatError(f"{path}: duplicate video_id {duplicated[:5]} ({len(duplicated)} ids repeated)")
-    labels = table["label"].str.strip().tolist() if labelled else [""] * len(ids)
-    return ids.tolist(), labels
-
-
-def _parse_label(text: str, num_classes: int) -> int:
-    try:
-        label = int(text)
-    except ValueError:
-        raise ValueError(f"label {text!r} is not an integer") from None
-    if not 0 <= label < num_classes:
-        raise ValueError(f"label {label} is outside 0..{num_classes - 1}")
-    return label
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -269,10 +237,10 @@ class ClipDataset(torch.utils.data.Dataset):
         self.source = FrameSource(frames)
         self.split, self.transform, self.on_bad, self.stacked = split, transform, on_bad, stacked
         self.decode_options = {"frame_size": frame_size, "draft": draft, "resize": resize}
-        num_classes = num_classes or load_class_table().num_classes
+        parse_label = LabelParser.from_table(load_class_table(), num_classes)
         labelled = read_labels and (labels_csv is not None or split != "test")
         self.csv_path = Path(labels_csv) if labels_csv is not None else data_dir / f"{split}.csv"
-        ids, raw_labels = read_split_csv(self.csv_path, labelled, num_classes)
+        ids, raw_labels = read_split_csv(self.csv_path, labelled)
         clips = frame_index(self.source, layout).get(split, {})
         self.skipped: list[tuple[str, str]] = []
         self.clip_ids: list[str] = []
@@ -280,8 +248,8 @@ class ClipDataset(torch.utils.data.Dataset):
         labels: list[int] = []
         for clip_id, raw in zip(ids, raw_labels):
             try:
-                label = _parse_label(raw, num_classes) if labelled else -1
-                members = self._clip_members(clip_id, clips.get(clip_id))
+                label = parse_label(raw) if labelled else -1
+                members = self._clip_members(clip_id, clips.get(clip_key(clip_id)))
             except ValueError as err:
                 self._bad(clip_id, f"{self.csv_path}: clip {clip_id}: {err}")
                 continue

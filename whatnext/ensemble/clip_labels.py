@@ -1,9 +1,10 @@
 """The clip ids (and validation labels) of a data dir's CSVs, read with pandas only.
 
-``DATA/val.csv`` has columns ``video_id,label``; ``DATA/test.csv`` has ``video_id``
-(docs/contracts.md). Ids are kept as strings in CSV order; they are the reference order
-every probability cache is aligned to. The ensemble reads these files itself so that it
-needs no image or model code.
+``DATA/val.csv`` has columns ``video_id,label``; ``DATA/test.csv`` has ``video_id``, in any of the
+forms of :mod:`whatnext.data.split_csv` (ids with or without ``video_``, labels as class ids, class
+names or the kit's folder names). Ids are kept as strings, as written, in CSV order; they are the
+reference order every probability cache is aligned to. The ensemble reads these files itself so that
+it needs no image or model code.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from whatnext.data.class_table import load_class_table
+from whatnext.data.split_csv import DataFormatError, LabelParser, read_split_csv
 
 
 class ClipLabelsError(ValueError):
@@ -28,26 +31,24 @@ class ClipLabels:
 
 
 def read_clip_labels(data_dir: str | Path, split: str, num_classes: int) -> ClipLabels:
-    """Read ``DATA/{split}.csv``; labels are required (0..num_classes-1) except for ``test``."""
+    """Read ``DATA/{split}.csv``; labels are required (a class of 0..num_classes-1) except for ``test``."""
     path = Path(data_dir) / f"{split}.csv"
     if not path.is_file():
         raise ClipLabelsError(f"{path}: missing split CSV")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    columns = ["video_id"] if split == "test" else ["video_id", "label"]
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise ClipLabelsError(f"{path}: missing columns {missing} (found {list(frame.columns)})")
-    if frame.empty:
+    labelled = split != "test"
+    try:
+        ids, raw_labels = read_split_csv(path, labelled)
+    except DataFormatError as err:
+        raise ClipLabelsError(str(err)) from None
+    if not ids:
         raise ClipLabelsError(f"{path}: no clips")
-    ids = frame["video_id"].str.strip().to_numpy(dtype=str)
-    duplicated = pd.Series(ids).duplicated()
-    if duplicated.any():
-        raise ClipLabelsError(f"{path}: duplicate video_id {str(ids[duplicated.to_numpy()][0])!r}")
-    if split == "test":
-        return ClipLabels(ids=ids, labels=np.full(len(ids), -1, dtype=np.int64))
-    labels = pd.to_numeric(frame["label"], errors="coerce")
-    bad = labels.isna() | (labels < 0) | (labels >= num_classes) | (labels % 1 != 0)
-    if bad.any():
-        row = int(np.argmax(bad.to_numpy()))
-        raise ClipLabelsError(f"{path}: clip {str(ids[row])!r} has label {frame['label'][row]!r}, not a class in 0..{num_classes - 1}")
-    return ClipLabels(ids=ids, labels=labels.to_numpy(dtype=np.int64))
+    if not labelled:
+        return ClipLabels(ids=np.asarray(ids, dtype=str), labels=np.full(len(ids), -1, dtype=np.int64))
+    parse_label = LabelParser.from_table(load_class_table(), num_classes)
+    labels = np.empty(len(ids), dtype=np.int64)
+    for row, (clip, raw) in enumerate(zip(ids, raw_labels)):
+        try:
+            labels[row] = parse_label(raw)
+        except ValueError as err:
+            raise ClipLabelsError(f"{path}: clip {clip!r}: {err}") from None
+    return ClipLabels(ids=np.asarray(ids, dtype=str), labels=labels)

@@ -1,7 +1,8 @@
 """The challenge submission: ``video_name,predicted_class``, one row per test clip.
 
 Header and naming follow the course starter kit: ``video_name`` is the clip's folder name
-``video_<id>`` (``<id>`` the ``video_id`` of ``DATA/test.csv``), ``predicted_class`` an
+``video_<id>``, the ``video_id`` of ``DATA/test.csv`` as written there, with the ``video_`` prefix
+added only when the CSV's id lacks it (``81`` and ``video_81`` both give ``video_81``), ``predicted_class`` an
 integer class in 0..32. Rows follow ``test.csv`` order. The table is validated (every test
 clip exactly once, nothing else, classes in range) before it is written, atomically.
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from whatnext.data.class_table import load_class_table
+from whatnext.data.split_csv import CLIP_PREFIX
 from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.runtime.atomic import atomic_open
 from whatnext.runtime.cli_options import BadInput
@@ -31,8 +33,9 @@ class SubmissionError(ValueError):
 
 
 def video_name(clip_id: str) -> str:
-    """The starter kit's clip name for a ``video_id``: ``video_<id>``."""
-    return f"video_{clip_id}"
+    """The starter kit's clip name for a ``video_id``: ``video_<id>``, the id kept as test.csv writes it
+    (a prefix already there is not doubled)."""
+    return clip_id if clip_id.lower().startswith(CLIP_PREFIX) else f"{CLIP_PREFIX}{clip_id}"
 
 
 def build_submission(test_ids: np.ndarray, clip_ids: np.ndarray, predicted: np.ndarray, num_classes: int) -> pd.DataFrame:
