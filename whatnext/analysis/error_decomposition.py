@@ -36,7 +36,7 @@ from whatnext.ensemble.nested_cv import make_nested_folds
 from whatnext.ensemble.scoring import out_of_fold
 from whatnext.ensemble.stacker_model import class_major_log_probs, fit_stacker
 from whatnext.runtime.atomic import atomic_open, write_json
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.prob_cache import ProbCacheError, cache_path, read_prob_cache
 
 CATEGORIES = ("left/right mirror", "temporal inversion", "pretending vs real", "fine visual confusion")

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.runtime.atomic import write_json
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.errors import BadInput
 
 
 def compute_norm_stats(data_dir: str | Path, max_clips: int = 2000, frame_size: int | None = None, progress: bool = False) -> dict:

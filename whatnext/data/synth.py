@@ -44,6 +44,7 @@ from whatnext.data.synth_programs import CLIP_TIMES, Program, class_programs
 from whatnext.data.synth_presets import DEFAULT_PRESET, PRESETS, Look, get_look
 from whatnext.data.synth_render import Scene, render_frame, sample_scene
 from whatnext.runtime.atomic import atomic_open, atomic_path
+from whatnext.runtime.errors import BadInput
 
 TEST_CLIPS = 6912
 SPLITS = ("train", "val", "test")
@@ -185,8 +186,6 @@ def main(out: str, scale: float, preset: str, size: int | None, seed: int, quali
     try:
         plans = generate(out, scale, size, seed, quality, preset=preset)
     except ValueError as err:
-        from whatnext.runtime.cli_options import BadInput  # imports torch: only on the error path
-
         raise BadInput(str(err)) from err
     click.echo(" / ".join(f"{p.name} {len(p.labels)}" for p in plans) + f" clips ({preset}) written to {out}", err=True)
 

@@ -35,7 +35,7 @@ from whatnext.ensemble.scoring import fold_accuracy, fold_ece, fold_nll, summary
 from whatnext.ensemble.stacker import load_stacking_inputs
 from whatnext.ensemble.stacker_model import class_major_log_probs, fit_stacker, stacker_logits
 from whatnext.runtime.atomic import atomic_open, write_json
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.errors import BadInput
 
 TEMPERATURE_FIT = FitConfig(lr=0.05, max_steps=200, patience=200, penalty=0.0, select_on="nll")
 # The linear and MLP baselines have ~M*C*C parameters per fold: smaller steps, stronger pull.

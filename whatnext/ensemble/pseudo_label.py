@@ -28,7 +28,7 @@ from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import MemberError, read_member_list
 from whatnext.ensemble.stacker import load_stacking_inputs, run_stacker
 from whatnext.runtime.atomic import atomic_open, write_json
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.prob_cache import FITS, ProbCacheError, read_prob_cache
 
 

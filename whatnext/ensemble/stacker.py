@@ -42,7 +42,7 @@ from whatnext.ensemble.scoring import out_of_fold
 from whatnext.ensemble.stacker_model import StackerFit, class_major_log_probs, fit_stacker
 from whatnext.inference.submission import SubmissionError, build_submission, write_submission
 from whatnext.runtime.atomic import atomic_path, write_json
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.prob_cache import write_prob_cache
 
 STACKER_MEMBER_ID = "stacker"

@@ -25,8 +25,9 @@ from whatnext.finetune.evaluation import predict_probs
 from whatnext.models import build_model
 from whatnext.models.factory import DEFAULTS
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict
-from whatnext.runtime.cli_options import BadInput, check_device
+from whatnext.runtime.cli_options import check_device
 from whatnext.runtime.distributed import rank_device
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.logging_setup import cli_logging
 from whatnext.runtime.precision import Acceleration, compile_option, precision_option
 from whatnext.runtime.prob_cache import FITS, SPLITS, write_prob_cache

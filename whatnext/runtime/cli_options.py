@@ -25,17 +25,12 @@ import torch
 
 from whatnext.runtime.checkpoint import CheckpointError
 from whatnext.runtime.deadline import parse_deadline
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.logging_setup import cli_logging
 from whatnext.runtime.precision import compile_option, precision_option
 from whatnext.runtime.trainer import EXIT_INCOMPLETE, ResumeStateError, TrainingIncomplete, TrainOptions
 
 log = logging.getLogger(__name__)
-
-
-class BadInput(click.ClickException):
-    """Bad input (a file, clip or member at fault, named in the message): exit code 2 as the contract says."""
-
-    exit_code = 2
 
 
 def _check_deadline(ctx, param, value):
