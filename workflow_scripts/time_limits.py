@@ -6,9 +6,9 @@ A job's limit at retry ``attempt`` (1-based) is
         minutes left before the deadline - margin)
 
 where the estimate (minutes on one GPU) comes from the work: ``units`` x cost per unit + start-up,
-``units`` = epochs x clips for training (SSL reads every split, a finetune its fit's clips plus the
-pseudo-labelled test clips of its round) and clips x test-time views for ``cache_probs``. The cost per
-unit is the median measured by the rule's own ``benchmark:`` files once some of its jobs have run,
+``units`` = max_epochs x clips for training (the most a run that stops by progress can do; SSL reads
+every split, a finetune its fit's clips plus the pseudo-labelled test clips of its round) and clips x
+test-time views for ``cache_probs``. The cost per unit is the median measured by the rule's own ``benchmark:`` files once some of its jobs have run,
 else ``resources.ms_per_unit[rule]`` from the config. ``resources.runtime_min_by_rule[rule]`` replaces
 the estimate outright.
 
@@ -211,7 +211,7 @@ def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, i
     """Units of work of one job: clip-epochs of a training job, clip-views of a ``cache_probs`` job."""
     if rule_name == "ssl_pretrain":
         family = _get(wildcards, "family")
-        epochs = merge_settings(config.get("train"), config["ssl"][family].get("train"))["epochs"]
+        epochs = merge_settings(config.get("train"), config["ssl"][family].get("train"))["max_epochs"]
         return epochs * sum(counts.values())
     if rule_name in FINETUNE_FAMILIES:
         member_id = _member_id(rule_name, wildcards)
@@ -221,7 +221,7 @@ def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, i
         member = members[member_id]
         clips = counts["train"] + (counts["val"] if _get(wildcards, "fit") == "trainval" else 0)
         clips += counts["test"] if member.round > 0 else 0
-        return member.train["epochs"] * clips
+        return member.train["max_epochs"] * clips
     if rule_name == "cache_probs":
         inference = config.get("inference", {})
         views = TTA_VIEWS.get(inference.get("tta", "none"), 1) * (2 if inference.get("flip") else 1)

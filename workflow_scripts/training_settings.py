@@ -2,7 +2,8 @@
 
 A training job's settings come from ``config["train"]`` (defaults for every job), then its family's
 ``train`` section, then its own (an SSL generation, a variant or a member override). Keys:
-``epochs``, ``batch_size``, ``lr``, ``checkpoint_every`` and ``options`` (extra flags of the stage CLI,
+``max_epochs``, ``min_epochs``, ``patience`` (stopping by progress; SSL runs have no stop score and do
+``max_epochs``), ``batch_size``, ``lr``, ``checkpoint_every`` and ``options`` (extra flags of the stage CLI,
 ``{"mask-ratio": 0.75}`` -> ``--mask-ratio 0.75``; ``true`` -> bare flag; a list repeats the flag).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import shlex
 import zlib
 
-NUMERIC_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "checkpoint_every": "--checkpoint-every"}
+NUMERIC_FLAGS = {"max_epochs": "--max-epochs", "min_epochs": "--min-epochs", "patience": "--patience", "batch_size": "--batch-size", "lr": "--lr", "checkpoint_every": "--checkpoint-every"}
 
 
 def merge_settings(*layers: dict | None) -> dict:

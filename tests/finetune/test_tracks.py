@@ -25,13 +25,18 @@ def scratch_args(data, tmp_path, name="m", fit="train", extra=()):
             "--out", tmp_path / f"{name}.pt", "--metrics", tmp_path / f"{name}.json", *FAST, *extra]
 
 
-def test_fit_train_writes_a_classifier_checkpoint_and_per_epoch_val_metrics(micro_data_dir, tmp_path):
-    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=["--epochs", "2"]))
+def test_fit_train_writes_a_checkpoint_per_epoch_stop_scores_and_the_final_val_score(micro_data_dir, tmp_path):
+    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=["--max-epochs", "2"]))
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
-    assert all(0.0 <= e["val_top1"] <= e["val_top5"] <= 1.0 for e in metrics["epochs"])
-    assert metrics["train_clips"] == {"train": 90}
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1] and metrics["epochs_run"] == 2
+    assert all(0.0 <= e["stop_top1"] <= 1.0 and e["stop_loss"] > 0 for e in metrics["epochs"])
+    assert "val_top1" not in metrics["epochs"][0] and 0.0 <= metrics["val_top1"] <= metrics["val_top5"] <= 1.0
+    assert metrics["train_clips"] == {"train": 81}  # 9 of the 90 training clips are the stop split
+    stop = metrics["stop_split"]
+    assert stop["clips"] == len(stop["clip_ids"]) == len(stop["correct"]) == 9
+    assert stop["top1"] == pytest.approx(sum(stop["correct"]) / 9)
+    assert metrics["stop_best_score"] == pytest.approx(stop["loss"], rel=1e-5)  # the kept weights are the best epoch's
     ckpt = load_checkpoint(tmp_path / "m.pt", expected_kind="classifier")
     build_model(ckpt["model_config"]).load_state_dict(ckpt["state_dict"], strict=True)
 
@@ -40,8 +45,8 @@ def test_trainval_twin_learns_from_train_and_val_and_scores_nothing(micro_data_d
     result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, fit="trainval"))
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
-    assert metrics["train_clips"] == {"train": 90, "val": 32}
-    assert "val_top1" not in metrics and "val_top1" not in metrics["epochs"][0]
+    assert sum(metrics["train_clips"].values()) == 90 + 32 - 12 and metrics["stop_split"]["clips"] == 12
+    assert "val_top1" not in metrics
 
 
 def test_same_seed_gives_identical_weights(micro_data_dir, tmp_path):
@@ -138,7 +143,9 @@ def test_videomae_pseudo_union_adds_every_test_clip(micro_data_dir, videomae_enc
             "--pseudo", pseudo, "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST]
     result = run(track_a_videomae, args)
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "m.json").read_text())["train_clips"] == {"train": 90, "val": 32, "pseudo": len(test_ids)}
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["train_clips"]["pseudo"] == len(test_ids)  # pseudo-labelled clips all train, none is held out
+    assert sum(metrics["train_clips"].values()) == 90 + 32 + len(test_ids) - 12
 
 
 def test_pseudo_csv_with_unknown_clip_is_a_clear_error(micro_data_dir, videomae_encoder_ckpt, tmp_path):
@@ -173,3 +180,36 @@ def test_classifier_checkpoint_given_as_encoder_is_a_clear_error(micro_data_dir,
 def test_help_works(track):
     result = CliRunner().invoke(track.main, ["--help"])
     assert result.exit_code == 0 and "--fit [train|trainval]" in result.output
+
+
+def test_val_is_never_read_while_training(micro_data_dir, tmp_path, monkeypatch):
+    """Stopping by progress scores the stop split carved from train: during Trainer.fit no val clip is decoded
+    (val is read once, after training, for the summary)."""
+    from whatnext.data.zip_dataset import ClipDataset
+    from whatnext.runtime.trainer import Trainer
+
+    training, read = [False], []
+    fit, decode = Trainer.fit, ClipDataset.decode_frames
+
+    def spied_fit(self):
+        training[0] = True
+        try:
+            return fit(self)
+        finally:
+            training[0] = False
+
+    def spied_decode(self, i):
+        read.append((self.split, training[0]))
+        return decode(self, i)
+
+    monkeypatch.setattr(Trainer, "fit", spied_fit)
+    monkeypatch.setattr(ClipDataset, "decode_frames", spied_decode)
+    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=["--max-epochs", "2", "--patience", "1"]))
+    assert result.exit_code == 0, result.output
+    assert ("train", True) in read and ("val", False) in read
+    assert ("val", True) not in read
+
+
+def test_min_epochs_above_max_epochs_is_a_usage_error(micro_data_dir, tmp_path):
+    result = CliRunner().invoke(track_a_scratch.main, [str(a) for a in scratch_args(micro_data_dir, tmp_path, extra=["--min-epochs", "3"])])
+    assert result.exit_code == 2 and "--min-epochs 3 exceeds --max-epochs 1" in result.output

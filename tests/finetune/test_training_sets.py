@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from whatnext.finetune.training_sets import LabelledClips, compose_training_set
+from whatnext.finetune.training_sets import LabelledClips, carve_stop_split, compose_training_set
 
 
 class FakeSplit:
@@ -85,3 +85,29 @@ def test_label_count_must_match_clip_count(splits):
 def test_unlabelled_clip_is_rejected(splits):
     with pytest.raises(ValueError, match="test: clip '6' has no label"):
         LabelledClips([("test", splits["test"], splits["test"].labels)])
+
+
+def test_stop_split_is_stratified_by_label_and_keeps_a_clip_of_every_class():
+    labels = np.array([0] * 50 + [1] * 30 + [2] * 15 + [3] * 4 + [4] * 1)
+    ids = [f"c{i}" for i in range(len(labels))]
+    stop = carve_stop_split(ids, labels, np.ones(len(labels), bool), 0.1)
+    assert len(stop) == 10  # round(0.1 x 100)
+    taken = np.bincount(labels[stop], minlength=5)
+    assert taken[0] == 5 and taken[1] == 3 and taken[2] in (1, 2) and taken[4] == 0  # never a class's only clip
+    assert (taken < np.bincount(labels)).all()
+
+
+def test_stop_split_depends_on_the_clips_not_their_order():
+    labels = np.arange(200) % 7
+    ids = [f"video_{i}" for i in range(200)]
+    stop = {ids[i] for i in carve_stop_split(ids, labels, np.ones(200, bool), 0.1)}
+    order = np.random.default_rng(0).permutation(200)
+    shuffled = {ids[order[i]] for i in carve_stop_split([ids[j] for j in order], labels[order], np.ones(200, bool), 0.1)}
+    assert stop == shuffled and len(stop) == 20
+
+
+def test_stop_split_never_takes_an_ineligible_clip():
+    labels = np.arange(100) % 4
+    eligible = np.arange(100) < 60  # the rest: pseudo-labelled test clips
+    stop = carve_stop_split([str(i) for i in range(100)], labels, eligible, 0.1)
+    assert len(stop) == 6 and (stop < 60).all()

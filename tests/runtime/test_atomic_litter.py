@@ -78,7 +78,7 @@ def test_live_writers_and_other_targets_are_left_alone(tmp_path):
 
 def test_clear_resume_state_removes_the_resume_dir_despite_orphans(tmp_path):
     resume = tmp_path / "resume"
-    options = TrainOptions(epochs=1, batch_size=2, resume_dir=resume)
+    options = TrainOptions(max_epochs=1, batch_size=2, resume_dir=resume)
     trainer = Trainer(torch.nn.Linear(2, 1), [(torch.zeros(2), torch.zeros(1))] * 4, lambda m, b: m(b[0]).sum(), options, fingerprint={})
     trainer.save_state()
     kill_mid_write(resume / STATE_FILE)  # a later save, killed: orphan in resume/.atomic-tmp

@@ -80,7 +80,7 @@ def resume_command():
     """A training CLI in miniature: the shared flags, a trainer, and its resume."""
 
     @click.command()
-    @training_options(epochs=1)
+    @training_options(max_epochs=1)
     def command(train):
         model = torch.nn.Linear(2, 1)
         Trainer(model, [(torch.zeros(2), torch.zeros(1))] * 4, lambda m, b: m(b[0]).sum(), train, fingerprint={}).resume_if_possible()

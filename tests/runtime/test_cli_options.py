@@ -15,7 +15,7 @@ from whatnext.runtime.trainer import EXIT_INCOMPLETE, TrainingIncomplete, TrainO
 def make_command(action):
     @click.command()
     @click.option("--name", default="x")
-    @training_options(epochs=7, lr=0.5)
+    @training_options(max_epochs=7, lr=0.5)
     def command(name, train):
         action(name, train)
 
@@ -30,7 +30,7 @@ def test_flags_arrive_as_one_train_options_with_per_cli_defaults(tmp_path):
     assert result.exit_code == 0, result.output
     name, train = seen[0]
     assert name == "y"
-    assert train == TrainOptions(epochs=7, lr=0.5, batch_size=3, threads=1, resume_dir=tmp_path / "r",
+    assert train == TrainOptions(max_epochs=7, lr=0.5, batch_size=3, threads=1, resume_dir=tmp_path / "r",
                                  deadline="2026-11-22T03:00:00+00:00", log=tmp_path / "run.log")
 
 

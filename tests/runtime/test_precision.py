@@ -25,7 +25,7 @@ from whatnext.runtime.trainer import (
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_trainer import DropoutRegressor, NoisyPoints, mse  # noqa: E402
 
-OPTIONS = {"seed": 3, "epochs": 3, "batch_size": 6, "lr": 0.05, "warmup_epochs": 1.0, "checkpoint_every": 2,
+OPTIONS = {"seed": 3, "max_epochs": 3, "batch_size": 6, "lr": 0.05, "warmup_epochs": 1.0, "checkpoint_every": 2,
            "safety_margin_min": 0.0}
 BF16_LOSS_TOLERANCE = 0.005  # relative; measured 2e-4 (bf16 keeps 8 significant bits, 0.4% per rounding)
 
@@ -101,7 +101,7 @@ def test_fp32_training_is_bit_identical_to_the_plain_loop(precision):
     torch.manual_seed(0)
     trainer = Trainer(DropoutRegressor(), NoisyPoints(), mse, TrainOptions(**OPTIONS, precision=precision))
     trainer.fit()
-    expected = plain_fp32_weights(OPTIONS["epochs"])
+    expected = plain_fp32_weights(OPTIONS["max_epochs"])
     assert all(torch.equal(value, expected[name]) for name, value in weights(trainer.model).items())
 
 
@@ -116,7 +116,7 @@ def test_bf16_autocast_losses_stay_within_tolerance_of_fp32():
     def losses(precision):
         torch.manual_seed(0)
         model = build_model({"encoder": "mae2d_vit_tiny", "head": "attn", "img_size": 16, "num_frames": 4, "num_classes": 5})
-        options = TrainOptions(seed=1, epochs=3, batch_size=8, lr=1e-3, precision=precision)
+        options = TrainOptions(seed=1, max_epochs=3, batch_size=8, lr=1e-3, precision=precision)
         return [row["loss"] for row in Trainer(model, dataset, cross_entropy, options).fit().history]
 
     fp32, bf16 = losses("fp32"), losses("bf16")

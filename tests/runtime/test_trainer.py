@@ -53,7 +53,7 @@ def mse(model, batch):
 
 def make_trainer(tmp_path, **overrides):
     torch.manual_seed(0)
-    options = TrainOptions(**({"seed": 3, "epochs": 3, "batch_size": 6, "lr": 0.05, "warmup_epochs": 1.0,
+    options = TrainOptions(**({"seed": 3, "max_epochs": 3, "batch_size": 6, "lr": 0.05, "warmup_epochs": 1.0,
                                "resume_dir": tmp_path / "resume", "checkpoint_every": 2, "safety_margin_min": 0.0} | overrides))
     return Trainer(DropoutRegressor(), NoisyPoints(), mse, options, fingerprint={"task": "toy"})
 
@@ -95,7 +95,7 @@ def test_warmup_rises_linearly_then_cosine_ends_at_min_ratio():
 
 
 def test_scheduler_sets_the_optimiser_lr_per_step(tmp_path):
-    trainer = make_trainer(tmp_path, epochs=2, warmup_epochs=1.0)  # 4 steps/epoch, 4 warmup steps
+    trainer = make_trainer(tmp_path, max_epochs=2, warmup_epochs=1.0)  # 4 steps/epoch, 4 warmup steps
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 1 / 5)
     trainer.fit()
     assert trainer.scheduler.get_last_lr()[0] == pytest.approx(0.0)
@@ -109,7 +109,7 @@ def test_biases_get_no_weight_decay(tmp_path):
 
 
 def test_fit_lowers_the_loss_and_records_one_metrics_row_per_epoch(tmp_path):
-    result = make_trainer(tmp_path, epochs=6).fit()
+    result = make_trainer(tmp_path, max_epochs=6).fit()
     assert [r["epoch"] for r in result.history] == list(range(6))
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert result.steps == 6 * 4
@@ -190,7 +190,7 @@ def test_time_budget_stops_before_the_step_that_would_cross_it(tmp_path):
         clock.now += 10.0  # every step takes 10 s
         return mse(model, batch)
 
-    options = TrainOptions(seed=3, epochs=3, batch_size=6, lr=0.05, resume_dir=tmp_path / "r",
+    options = TrainOptions(seed=3, max_epochs=3, batch_size=6, lr=0.05, resume_dir=tmp_path / "r",
                            checkpoint_every=100, time_budget_min=1.0, safety_margin_min=0.0)
     trainer = Trainer(DropoutRegressor(), NoisyPoints(), slow_mse, options, clock=clock)
     with pytest.raises(TrainingIncomplete, match="deadline") as stop:
@@ -210,7 +210,7 @@ def test_stop_signal_checkpoints_at_the_next_step_boundary(tmp_path):
             os.kill(os.getpid(), signal.SIGUSR1)
         return mse(model, batch)
 
-    options = TrainOptions(seed=3, epochs=3, batch_size=6, lr=0.05, resume_dir=tmp_path / "r")
+    options = TrainOptions(seed=3, max_epochs=3, batch_size=6, lr=0.05, resume_dir=tmp_path / "r")
     trainer = Trainer(DropoutRegressor(), NoisyPoints(), signalling_mse, options)
     with pytest.raises(TrainingIncomplete, match=f"signal {int(signal.SIGUSR1)}") as stop:
         trainer.fit()
@@ -219,23 +219,23 @@ def test_stop_signal_checkpoints_at_the_next_step_boundary(tmp_path):
 
 
 def test_on_epoch_end_fields_join_the_epoch_record(tmp_path):
-    options = TrainOptions(seed=3, epochs=2, batch_size=6, lr=0.05)
+    options = TrainOptions(seed=3, max_epochs=2, batch_size=6, lr=0.05)
     trainer = Trainer(DropoutRegressor(), NoisyPoints(), mse, options, on_epoch_end=lambda e, rec: {"val_acc": 0.5 + e})
     result = trainer.fit()
     assert [r["val_acc"] for r in result.history] == [0.5, 1.5]
 
 
 def test_non_finite_loss_raises_naming_the_step(tmp_path):
-    options = TrainOptions(seed=3, epochs=1, batch_size=6)
+    options = TrainOptions(seed=3, max_epochs=1, batch_size=6)
     trainer = Trainer(DropoutRegressor(), NoisyPoints(), lambda m, b: mse(m, b) * float("nan"), options)
     with pytest.raises(FloatingPointError, match="at step 0"):
         trainer.fit()
 
 
 def test_worker_processes_do_not_change_the_result(tmp_path):
-    single = make_trainer(tmp_path / "a", resume_dir=None, epochs=2)
+    single = make_trainer(tmp_path / "a", resume_dir=None, max_epochs=2)
     single.fit()
-    parallel = make_trainer(tmp_path / "b", resume_dir=None, epochs=2, workers=2)
+    parallel = make_trainer(tmp_path / "b", resume_dir=None, max_epochs=2, workers=2)
     parallel.fit()
     for key, value in single.model.state_dict().items():
         assert torch.equal(value, parallel.model.state_dict()[key]), key

@@ -31,11 +31,11 @@ def config(tmp_path, challenge_dir) -> dict:
         "seed": 0,
         "deadline": None,
         "data": {"source": "challenge", "challenge": {"dir": str(challenge_dir)}},
-        "train": {"epochs": 3},
-        "ssl": {"cascade": {"method": "videomae", "generations": 2, "train": {"epochs": 10}}},
+        "train": {"max_epochs": 3},
+        "ssl": {"cascade": {"method": "videomae", "generations": 2, "train": {"max_epochs": 10}}},
         "members": {
-            "cascade": {"ssl": "cascade", "generations": [2], "heads": ["attn"], "rounds": [0, 1], "train": {"epochs": 4}},
-            "scratch": {"variants": {"conv3d": {"arch": "conv3d_tiny", "head": "attn", "train": {"epochs": 2}}}},
+            "cascade": {"ssl": "cascade", "generations": [2], "heads": ["attn"], "rounds": [0, 1], "train": {"max_epochs": 4}},
+            "scratch": {"variants": {"conv3d": {"arch": "conv3d_tiny", "head": "attn", "train": {"max_epochs": 2}}}},
         },
         "inference": {"tta": "five_crop", "flip": True},
         "resources": {

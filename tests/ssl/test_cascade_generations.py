@@ -28,9 +28,9 @@ def test_second_generation_starts_from_what_the_first_learned(tiny_data_dir, tmp
     common = dict(data=tiny_data_dir, arch="mae2d_vit_tiny", img_size=32, settings={"mask_ratio": 0.75}, splits=ALL_SPLITS)
     options = dict(seed=0, batch_size=32, lr=1e-3, warmup_epochs=1.0)
     run_generation(FAMILIES["mae2d"], init_encoder=None, out=tmp_path / "g1.pt", metrics=tmp_path / "g1.json",
-                   train=TrainOptions(epochs=4, **options), **common)
+                   train=TrainOptions(max_epochs=4, **options), **common)
     g2 = run_generation(FAMILIES["mae2d"], init_encoder=tmp_path / "g1.pt", out=tmp_path / "g2.pt",
-                        metrics=tmp_path / "g2.json", train=TrainOptions(epochs=1, **options), **common)
+                        metrics=tmp_path / "g2.json", train=TrainOptions(max_epochs=1, **options), **common)
     first_epoch = [json.loads((tmp_path / f"g{g}.json").read_text())["epochs"][0]["loss"] for g in (1, 2)]
     assert g2["generation"] == 2
     assert first_epoch[1] < first_epoch[0] - 0.005

@@ -131,7 +131,7 @@ def test_the_per_frame_mae2d_vit_is_a_jepa_encoder():
     assert out.representations.shape == (2, 4, 16, 96) and torch.isfinite(out.loss)
 
 
-TRAIN = TrainOptions(seed=3, epochs=1, batch_size=16, lr=1e-3, threads=1)
+TRAIN = TrainOptions(seed=3, max_epochs=1, batch_size=16, lr=1e-3, threads=1)
 
 
 def test_a_generation_reloads_the_encoder_and_resets_predictor_projector_and_optimiser(tiny_data_dir, tmp_path):

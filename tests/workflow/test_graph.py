@@ -147,7 +147,7 @@ def test_changing_a_last_round_member_reruns_only_that_member_and_the_ensemble(f
     tmp = finished_smoke_run
 
     def more_epochs(config):
-        config["members"]["cascade"]["overrides"] = {"cascade-g2-attn-r1": {"epochs": 3}}
+        config["members"]["cascade"]["overrides"] = {"cascade-g2-attn-r1": {"max_epochs": 3}}
 
     result = snakemake(tmp, smoke_with(tmp, "changed.yaml", more_epochs), "--dry-run")
     assert job_counts(result.stdout) == {
@@ -169,7 +169,7 @@ def test_changing_a_round_0_member_also_reruns_the_pseudo_labels_and_their_consu
     tmp = finished_smoke_run
 
     def more_epochs(config):
-        config["members"]["scratch"]["variants"]["conv3d"]["train"] = {"epochs": 3}
+        config["members"]["scratch"]["variants"]["conv3d"]["train"] = {"max_epochs": 3}
 
     counts = job_counts(snakemake(tmp, smoke_with(tmp, "changed0.yaml", more_epochs), "--dry-run").stdout)
     assert counts["finetune_scratch"] == 2 and counts["pseudo_label"] == 1

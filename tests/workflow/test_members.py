@@ -16,7 +16,7 @@ from workflow_scripts.members import (
 def small_config(**cascade):
     return {
         "seed": 0,
-        "train": {"epochs": 2, "lr": 0.001},
+        "train": {"max_epochs": 2, "lr": 0.001},
         "ssl": {"c": {"method": "videomae", "arch": "a", "generations": 3}, "m": {"method": "mae2d", "arch": "b", "generations": 2}},
         "members": {
             "cascade": {"ssl": "c", "generations": [2, 3], "heads": ["attn", "lstm"], "rounds": [0, 1], **cascade},
@@ -48,14 +48,14 @@ def test_scratch_member_has_no_encoder_and_keeps_its_arch():
 
 
 def test_override_changes_only_the_named_member():
-    table = member_table(small_config(overrides={"cascade-g2-attn-r0": {"epochs": 9}}))
-    assert table["cascade-g2-attn-r0"].train["epochs"] == 9
-    assert table["cascade-g2-attn-r1"].train["epochs"] == 2
+    table = member_table(small_config(overrides={"cascade-g2-attn-r0": {"max_epochs": 9}}))
+    assert table["cascade-g2-attn-r0"].train["max_epochs"] == 9
+    assert table["cascade-g2-attn-r1"].train["max_epochs"] == 2
 
 
 def test_override_of_unknown_member_is_an_error_naming_it():
     with pytest.raises(ConfigError, match="cascade-g9-attn-r0"):
-        member_table(small_config(overrides={"cascade-g9-attn-r0": {"epochs": 9}}))
+        member_table(small_config(overrides={"cascade-g9-attn-r0": {"max_epochs": 9}}))
 
 
 def test_cascade_generation_beyond_the_ssl_family_is_an_error():

@@ -4,17 +4,23 @@ A track only decides where the classifier's config and initial encoder weights c
 (an SSL encoder checkpoint of its family, or an architecture name trained from scratch) and its
 recipe defaults; everything else is here:
 
-- data: ``--fit train`` learns from the training split and scores validation top-1/top-5 after
-  every epoch; ``--fit trainval`` (the sidecar twin) learns from train + val and scores nothing;
+- data: ``--fit train`` learns from the training split and scores validation top-1/top-5 once, with
+  the final weights; ``--fit trainval`` (the sidecar twin) learns from train + val and scores nothing;
   ``--pseudo CSV`` adds every test clip with its pseudo-label (:mod:`whatnext.finetune.training_sets`);
+- stopping by progress: ``--stop-fraction`` (10%) of the labelled training clips, stratified and the same
+  for every member of a data dir, is held out as the stop split; after every epoch the model is scored on
+  it (``stop_loss``: mean cross-entropy in nats, ``stop_top1``) and training stops after ``--patience``
+  epochs without a better ``--stop-on`` score (between ``--min-epochs`` and ``--max-epochs``), keeping the
+  best weights (:mod:`whatnext.runtime.early_stopping`). ``val`` is never read while training;
 - objective: label-smoothed cross-entropy, plus ``--aux pair_direction`` (weight 0.3) and/or
   ``--aux consistency`` (weight 0.2, two views per clip) (:mod:`whatnext.finetune.losses`);
 - optimisation: AdamW with layer-wise learning-rate decay (:mod:`whatnext.finetune.optim`), drop
   path in the encoder, on the shared :class:`~whatnext.runtime.trainer.Trainer` (deadline-aware,
   resumable, deterministic);
 - outputs: a ``"classifier"`` checkpoint (``build_model(model_config).state_dict()``; auxiliary heads
-  are not part of it) and a metrics JSON (per-epoch loss, lr, clips/s and, for ``train``,
-  ``val_top1``/``val_top5``; summary fields below).
+  are not part of it) and a metrics JSON (per-epoch loss, lr, clips/s, ``stop_loss``/``stop_top1``;
+  summary: epochs run, the stop (best epoch, score, early or not), the stop split's clip ids and per-clip
+  correctness of the kept weights, and for ``train`` ``val_top1``/``val_top5``).
 """
 
 from __future__ import annotations
@@ -41,10 +47,11 @@ from whatnext.finetune.evaluation import predict_probs, topk_accuracy
 from whatnext.finetune.losses import AUX_WEIGHTS, pair_direction_loss, symmetric_kl
 from whatnext.finetune.optim import layer_decay_groups
 from whatnext.finetune.pseudo import PseudoLabelError
-from whatnext.finetune.training_sets import FITS, open_training_set
+from whatnext.finetune.training_sets import FITS, ViewedClips, carve_stop_split, open_training_set
 from whatnext.models import PairDirectionHead, build_model, list_heads, load_encoder_weights
 from whatnext.runtime.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from whatnext.runtime.cli_options import BadInput, training_options
+from whatnext.runtime.early_stopping import MONITORS
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
@@ -68,6 +75,8 @@ class FinetuneOptions:
     layer_decay: float = 0.75
     crop_min: float = 0.35
     jitter: float = 0.3
+    stop_fraction: float = 0.1
+    stop_on: str = "loss"
 
     @property
     def augmentation(self) -> Augmentation:
@@ -98,6 +107,10 @@ def finetune_options(**defaults):
         click.option("--layer-decay", type=click.FloatRange(0, 1, min_open=True), default=d["layer_decay"], show_default=True, help="Layer-wise lr decay per encoder block (1 disables)."),
         click.option("--crop-min", type=click.FloatRange(0, 1, min_open=True), default=d["crop_min"], show_default=True, help="Smallest area fraction of the clip-coherent random resized crop."),
         click.option("--jitter", type=unit, default=d["jitter"], show_default=True, help="Colour jitter strength (brightness, contrast, saturation)."),
+        click.option("--stop-fraction", type=click.FloatRange(0, 0.5, max_open=True), default=d["stop_fraction"], show_default=True,
+                     help="Share of the labelled training clips held out (stratified, the same for every member) as the stop split; 0: none, train --max-epochs and keep the last weights."),
+        click.option("--stop-on", type=click.Choice(sorted(MONITORS)), default=d["stop_on"], show_default=True,
+                     help="The stop split's score that decides the stop and the kept weights: loss (cross-entropy) or top1."),
     ]
     names = [f.name for f in dataclasses.fields(FinetuneOptions)]
 
@@ -175,17 +188,30 @@ def classifier_config(base: dict, head: str, drop_path: float) -> dict:
 
 
 def open_data(ft: FinetuneOptions, size: int, num_classes: int):
-    """(normaliser, training clips (decoded, not augmented), (validation clips, their views) or None for
-    trainval); data errors -> :class:`BadInput`."""
+    """(normaliser, all training clips (decoded, not augmented), validation clips with their views or None
+    for trainval, the evaluation views); data errors -> :class:`BadInput`."""
+    views = TTAViews(size, five_crop=False)
     try:
         normaliser = ClipNormaliser.from_stats_file(ft.data / "norm_stats.json")
         dataset = open_training_set(ft.data, ft.fit, num_classes, ft.pseudo)
-        if ft.fit == "trainval":
-            return normaliser, dataset, None
-        views = TTAViews(size, five_crop=False)
-        return normaliser, dataset, (ClipDataset(ft.data, "val", transform=views), views)
+        val = None if ft.fit == "trainval" else ClipDataset(ft.data, "val", transform=views)
+        return normaliser, dataset, val, views
     except (DataFormatError, PseudoLabelError) as err:
         raise BadInput(str(err)) from None
+
+
+def split_for_stopping(dataset, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(indices the model trains on, indices of the stop split) of the composed training set: the stop split
+    comes from its labelled clips (train, and val for trainval), never from pseudo-labelled ones."""
+    labelled = np.array([source != "pseudo" for source in dataset.sources], dtype=bool)
+    stop = carve_stop_split(dataset.clip_ids, dataset.labels, labelled, fraction) if fraction > 0 else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(len(dataset)), stop), stop
+
+
+def held_out_scores(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """``stop_loss`` (mean cross-entropy, nats) and ``stop_top1`` of probabilities [n, K] against labels [n]."""
+    picked = probs[np.arange(len(labels)), labels]
+    return {"stop_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()), "stop_top1": topk_accuracy(probs, labels, 1)}
 
 
 def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: FinetuneOptions, train: TrainOptions) -> dict:
@@ -208,7 +234,7 @@ def ssl_track_command(track: str, family: str, summary: str) -> click.Command:
     @click.option("--encoder-ckpt", required=True, type=click.Path(dir_okay=False, path_type=Path),
                   help=f"SSL encoder checkpoint (kind 'encoder', family {family}).")
     @finetune_options(layer_decay=0.75, drop_path=0.1)
-    @training_options(epochs=30, batch_size=64, lr=5e-4, warmup_epochs=1.0)
+    @training_options(max_epochs=30, batch_size=64, lr=5e-4, warmup_epochs=1.0)
     def main(encoder_ckpt, ft, train):
         finetune_ssl_encoder(track, family, encoder_ckpt, ft, train)
 
@@ -228,7 +254,10 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
         torch.set_num_threads(train.threads)
     seed_everything(train.seed)
     source = init_encoder[1] if init_encoder is not None else track
-    normaliser, dataset, val = open_data(ft, model_config["img_size"], model_config["num_classes"])
+    normaliser, everything, val, views = open_data(ft, model_config["img_size"], model_config["num_classes"])
+    train_idx, stop_idx = split_for_stopping(everything, ft.stop_fraction)
+    dataset = torch.utils.data.Subset(everything, train_idx.tolist())
+    stop_clips = ViewedClips(everything, stop_idx, views) if len(stop_idx) else None
     try:
         classifier = build_model(model_config)
         augment = train_augmenter(model_config["img_size"], ft.augmentation, normaliser, two_views="consistency" in ft.aux)
@@ -240,14 +269,16 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
                        f"{track} finetunes {family!r} encoders")
     if init_encoder is not None:
         load_encoder_weights(classifier, *init_encoder)
-    counts = {str(split): int(n) for split, n in zip(*np.unique(dataset.sources, return_counts=True))}
-    log.info("%s: %s on %s clips %s", track, model_config, len(dataset), counts)
+    sources = np.asarray(everything.sources)[train_idx]
+    counts = {str(split): int(n) for split, n in zip(*np.unique(sources, return_counts=True))}
+    log.info("%s: %s on %s clips %s, stop split %d clips", track, model_config, len(dataset), counts, len(stop_idx))
 
-    def validate(epoch: int, record: dict) -> dict:
-        ds, views = val
-        _, probs = predict_probs(classifier, ds, views, normaliser, batch_size=train.batch_size, workers=train.workers,
-                                 accel=trainer.accel)
-        return {"val_top1": topk_accuracy(probs, ds.labels, 1), "val_top5": topk_accuracy(probs, ds.labels, 5)}
+    def predict(clips) -> np.ndarray:
+        return predict_probs(classifier, clips, views, normaliser, batch_size=train.batch_size, workers=train.workers,
+                             accel=trainer.accel)[1]
+
+    def stop_score(model) -> dict:
+        return held_out_scores(predict(stop_clips), stop_clips.labels)
 
     fingerprint = {
         "track": track,
@@ -259,14 +290,13 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
     trainer = Trainer(
         objective, dataset, lambda model, batch: model.loss(batch), train, fingerprint=fingerprint, collate_fn=collate_clips,
         groups=layer_decay_groups(objective, train.lr, train.weight_decay, ft.layer_decay, "classifier.encoder."),
-        on_epoch_end=validate if val is not None else None, desc=track,
+        stop_score=stop_score if stop_clips is not None else None, stop_monitor=ft.stop_on, desc=track,
     )
     trainer.resume_if_possible()
     try:
         result = trainer.fit()
     except DataFormatError as err:  # a clip that fails to decode mid-training
         raise BadInput(str(err)) from None
-    last = result.history[-1]
     summary = {
         "track": track,
         "fit": ft.fit,
@@ -276,12 +306,20 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
         "train_clips": counts,
         "final_loss": result.final_loss,
         "steps": result.steps,
+        "epochs_run": len(result.history),
     }
+    if stop_clips is not None:
+        probs = predict(stop_clips)
+        correct = probs.argmax(1) == stop_clips.labels
+        scores = held_out_scores(probs, stop_clips.labels)
+        summary |= result.stopping | {"stop_split": {
+            "loss": scores["stop_loss"], "top1": scores["stop_top1"], "clips": len(stop_clips),
+            "clip_ids": stop_clips.clip_ids, "correct": correct.astype(int).tolist()}}
     if val is not None:
-        ds = val[0]
-        majority = int(np.bincount(dataset.labels).argmax())
-        summary |= {"val_top1": last["val_top1"], "val_top5": last["val_top5"],
-                    "val_majority_top1": float((ds.labels == majority).mean())}
+        probs = predict(val)
+        majority = int(np.bincount(everything.labels[train_idx]).argmax())
+        summary |= {"val_top1": topk_accuracy(probs, val.labels, 1), "val_top5": topk_accuracy(probs, val.labels, 5),
+                    "val_majority_top1": float((val.labels == majority).mean())}
     save_checkpoint(ft.out, kind="classifier", model_config=model_config, state_dict=classifier.state_dict(), meta=summary)
     write_metrics(ft.metrics, result.history, **summary)
     trainer.clear_resume_state()

@@ -19,7 +19,7 @@ from whatnext.runtime.cli_options import training_options
 @click.option("--arch", required=True, type=click.Choice(list_encoders()), help="Encoder architecture, randomly initialised.")
 @click.option("--img-size", type=click.IntRange(min=8), default=None, help="Input side in px [default: the data's frame size].")
 @finetune_options(layer_decay=1.0, drop_path=0.0, crop_min=STRONG.crop_min, jitter=STRONG.jitter)
-@training_options(epochs=30, batch_size=64, lr=1e-3, warmup_epochs=1.0)
+@training_options(max_epochs=30, batch_size=64, lr=1e-3, warmup_epochs=1.0)
 def main(arch, img_size, ft, train):
     """Train an encoder from scratch: --fit train (val scored) or trainval (sidecar twin)."""
     size = img_size or data_frame_size(ft.data)

@@ -2,7 +2,8 @@
 
 ``--fit train`` learns from the training split and scores the held-out validation split;
 ``--fit trainval`` (the twin) learns from both and scores nothing. ``--pseudo CSV`` adds every
-test clip with its pseudo-label. Items are decoded, unaugmented clips (lists of 4 frames, which
+test clip with its pseudo-label. :func:`carve_stop_split` sets a small, stratified share of the labelled
+clips aside as the stop split, the signal of stopping by progress (never ``val`` under ``--fit train``). Items are decoded, unaugmented clips (lists of 4 frames, which
 ``whatnext.data.clip_batches.collate_clips`` copies into the batch) with their labels; the training
 step's label-aware flip (:class:`whatnext.data.clip_transforms.ClipAugmenter`) swaps pseudo-labels exactly
 as it swaps real ones.
@@ -10,10 +11,12 @@ as it swaps real ones.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from whatnext.finetune.pseudo import read_pseudo_labels
@@ -86,3 +89,50 @@ def open_training_set(
     splits = {name: ClipDataset(data_dir, name, stacked=False) for name in names}  # collate_clips stacks
     pseudo = None if pseudo_csv is None else read_pseudo_labels(pseudo_csv, list(splits["test"].clip_ids), num_classes)
     return compose_training_set(splits, fit, pseudo)
+
+
+def _clip_rank_key(clip_id: str) -> str:
+    return hashlib.sha256(f"stop-split:{clip_id}".encode()).hexdigest()
+
+
+def carve_stop_split(clip_ids: Sequence[str], labels: np.ndarray, eligible: np.ndarray, fraction: float) -> np.ndarray:
+    """Indices (sorted) of the stop split: ``round(fraction x eligible clips)`` clips, stratified by label.
+
+    A pure function of the clips' ids and labels (not of their order, the seed or the run), so every member
+    and every pseudo-label round of one data dir holds out the same clips. Each class gives
+    ``floor(fraction x n_c)`` clips, the remainder going to the classes with the largest fractional parts
+    (ties: lower class id), never a class's last clip; within a class, clips are taken in the order of a
+    hash of their id. ``eligible``: bool [n], the clips that may be held out (the labelled ones, not
+    pseudo-labelled test clips).
+    """
+    labels, eligible = np.asarray(labels), np.asarray(eligible, dtype=bool)
+    if not 0 <= fraction < 1:
+        raise ValueError(f"stop fraction must be in [0, 1), got {fraction}")
+    by_class = {int(c): sorted(np.flatnonzero(eligible & (labels == c)), key=lambda i: _clip_rank_key(clip_ids[i]))
+                for c in np.unique(labels[eligible])}
+    quota = {c: fraction * len(members) for c, members in by_class.items()}
+    take = {c: min(int(q), len(by_class[c]) - 1) for c, q in quota.items()}
+    spare = round(fraction * int(eligible.sum())) - sum(take.values())
+    for c in sorted(by_class, key=lambda c: (-(quota[c] - int(quota[c])), c)):
+        if spare <= 0:
+            break
+        if take[c] < len(by_class[c]) - 1:
+            take[c], spare = take[c] + 1, spare - 1
+    return np.array(sorted(i for c, members in by_class.items() for i in members[: take[c]]), dtype=np.int64)
+
+
+class ViewedClips(Dataset):
+    """Evaluation views of some clips of a :class:`LabelledClips`: ``ds[i] -> (views uint8 [V, T, C, H, W],
+    label, clip_id)`` for ``indices[i]``, as :func:`whatnext.finetune.evaluation.predict_probs` reads them."""
+
+    def __init__(self, clips: LabelledClips, indices: Sequence[int], views):
+        self.clips, self.indices, self.views = clips, np.asarray(indices, dtype=np.int64), views
+        self.labels = clips.labels[self.indices]
+        self.clip_ids = [clips.clip_ids[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        frames, label, clip_id = self.clips[int(self.indices[i])]
+        return self.views(torch.stack(list(frames))), label, clip_id

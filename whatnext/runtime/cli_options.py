@@ -2,7 +2,7 @@
 
     @click.command()
     @click.option("--data", ...)
-    @training_options(epochs=100, lr=1.5e-4, warmup_epochs=5)   # per-CLI defaults
+    @training_options(max_epochs=100, lr=1.5e-4, warmup_epochs=5)   # per-CLI defaults
     def main(data, train: TrainOptions): ...
 
 The decorated function receives the flags as one ``train: TrainOptions``. The
@@ -58,7 +58,11 @@ def _option_specs(defaults: dict) -> list:
     non_negative = click.FloatRange(min=0)
     return [
         click.option("--seed", type=click.IntRange(min=0), default=d["seed"], show_default=True, help="Seed of weights, data order, augmentation and masking."),
-        click.option("--epochs", type=positive, default=d["epochs"], show_default=True, help="Passes over the data."),
+        click.option("--max-epochs", "--epochs", "max_epochs", type=positive, default=d["max_epochs"], show_default=True,
+                     help="Most passes over the data (--epochs: the same flag). Without a stop score (SSL) the run does all of them."),
+        click.option("--min-epochs", type=positive, default=d["min_epochs"], show_default=True, help="No stop by progress before this many epochs."),
+        click.option("--patience", type=positive, default=d["patience"],
+                     help="Stop after this many epochs without a better stop score (finetuning: the stop split carved from the training clips) [default: none, run --max-epochs; the best weights are kept either way]."),
         click.option("--batch-size", type=positive, default=d["batch_size"], show_default=True, help="Clips per optimiser step."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d["lr"], show_default=True, help="Peak learning rate (AdamW), reached after the warmup."),
         click.option("--weight-decay", type=non_negative, default=d["weight_decay"], show_default=True, help="AdamW weight decay (not on biases, norms, tokens)."),
@@ -88,6 +92,8 @@ def training_options(**defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             train = TrainOptions(**{name: kwargs.pop(name) for name in names})
+            if train.min_epochs > train.max_epochs:
+                raise click.UsageError(f"--min-epochs {train.min_epochs} exceeds --max-epochs {train.max_epochs}")
             if train.threads:
                 torch.set_num_threads(train.threads)
             with cli_logging(train.log):

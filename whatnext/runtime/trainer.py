@@ -21,7 +21,13 @@ Determinism and exact resume:
   dropout), are saved with the model, optimiser, scheduler, step and loss history.
 A rerun with the same arguments therefore ends with bitwise-identical weights.
 
-Stopping: before each step, if a stop signal arrived (SIGTERM/SIGUSR1/SIGURG), or the
+Stopping by progress: with a ``stop_score`` (a held-out score of the model, from a split the caller
+carved from its training clips), each epoch ends with an :class:`~whatnext.runtime.early_stopping.EarlyStopping`
+update; training ends after ``patience`` epochs without improvement (not before ``min_epochs``) or at
+``max_epochs``, and the best weights are restored. The stopping state, best weights included, is part of
+the resume state. The schedule's cosine spans ``max_epochs``.
+
+Stopping at a deadline: before each step, if a stop signal arrived (SIGTERM/SIGUSR1/SIGURG), or the
 next step plus a checkpoint write would cross the deadline (:mod:`whatnext.runtime.deadline`),
 or ``WHATNEXT_STOP_AFTER_STEPS=k`` steps were done in this process (test hook), the
 state is saved to ``resume_dir`` and :class:`TrainingIncomplete` is raised; CLIs turn it
@@ -50,6 +56,7 @@ from whatnext.runtime.checkpoint import CheckpointError, load_weights_file
 from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_time
 from whatnext.runtime.distributed import (barrier, check_shardable, current_ranks, mean_over_ranks, rank_device,
                                           rank_shard, stop_together)
+from whatnext.runtime.early_stopping import EarlyStopping
 from whatnext.runtime.metrics import EpochMeter
 from whatnext.runtime.precision import Acceleration
 
@@ -65,7 +72,8 @@ STATE_FORMAT = 1
 class TrainOptions:
     """Everything the shared training flags say (see :mod:`whatnext.runtime.cli_options`).
 
-    ``lr`` is the peak learning rate, reached after ``warmup_epochs`` (fractions allowed);
+    ``max_epochs`` bounds the run; with a stop score (see :class:`Trainer`), it may end after ``patience``
+    epochs without improvement, once ``min_epochs`` are done. ``lr`` is the peak learning rate, reached after ``warmup_epochs`` (fractions allowed);
     times are in minutes; ``checkpoint_every`` counts optimiser steps; ``device`` is a torch
     device name or ``"auto"`` (CUDA when available); ``precision`` and ``compile`` choose the
     numeric precision and fast paths (:mod:`whatnext.runtime.precision`; not part of the result's
@@ -73,7 +81,9 @@ class TrainOptions:
     """
 
     seed: int = 0
-    epochs: int = 1
+    max_epochs: int = 1
+    min_epochs: int = 1
+    patience: int | None = None
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.05
@@ -90,7 +100,7 @@ class TrainOptions:
     safety_margin_min: float = 5.0
     log: Path | None = None
 
-    RESULT_FIELDS = ("seed", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs")
+    RESULT_FIELDS = ("seed", "max_epochs", "min_epochs", "patience", "batch_size", "lr", "weight_decay", "warmup_epochs")
 
     def result_fields(self) -> dict:
         """The options that decide the trained weights (a resumed run must share them)."""
@@ -117,6 +127,7 @@ class TrainResult:
     history: list[dict]
     final_loss: float
     steps: int
+    stopping: dict | None = None  # EarlyStopping.summary() when a stop score was given
 
 
 def to_device(batch, device: torch.device):
@@ -268,6 +279,11 @@ class Trainer:
             ``lr`` (default ``options.lr``) is scaled by the schedule.
         on_epoch_end: ``f(epoch, record) -> dict | None`` called after each epoch (e.g.
             validation); returned fields are added to the epoch's metrics record.
+        stop_score: ``f(model) -> dict`` of held-out numbers (``stop_loss``, ``stop_top1``) scored after each
+            epoch on a split carved from the training clips; enables stopping by progress
+            (:class:`~whatnext.runtime.early_stopping.EarlyStopping` with ``options.patience`` and
+            ``options.min_epochs``) and the best weights are restored at the end. None: run ``max_epochs``.
+        stop_monitor: ``"loss"`` or ``"top1"``, the stop score's number that decides.
         clip_grad_norm: clip the global gradient norm to this value (None: no clipping).
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
         betas: AdamW betas (MAE pretraining uses (0.9, 0.95)).
@@ -286,6 +302,8 @@ class Trainer:
         drop_last: bool = False,
         groups: Sequence[dict] | None = None,
         on_epoch_end: Callable[[int, dict], dict | None] | None = None,
+        stop_score: Callable[[torch.nn.Module], dict] | None = None,
+        stop_monitor: str = "loss",
         clip_grad_norm: float | None = None,
         min_lr_ratio: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -311,11 +329,15 @@ class Trainer:
         self.steps_per_epoch = len(epoch_batches(n, options.batch_size, options.seed, 0, drop_last))
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} clips make no batch of {options.batch_size} (drop_last={drop_last})")
-        self.total_steps = options.epochs * self.steps_per_epoch
+        if options.min_epochs > options.max_epochs:
+            raise ValueError(f"min_epochs {options.min_epochs} exceeds max_epochs {options.max_epochs}")
+        self.stopping = None if stop_score is None else EarlyStopping(stop_score, stop_monitor, options.patience, options.min_epochs)
+        self.total_steps = options.max_epochs * self.steps_per_epoch
         self.warmup_steps = round(options.warmup_epochs * self.steps_per_epoch)
         self.fingerprint = _jsonable(
             {"options": options.result_fields(), "num_items": n, "drop_last": drop_last, "min_lr_ratio": min_lr_ratio,
-             "clip_grad_norm": clip_grad_norm, "betas": list(betas), "task": fingerprint or {}}
+             "clip_grad_norm": clip_grad_norm, "betas": list(betas),
+             "stop_monitor": None if stop_score is None else stop_monitor, "task": fingerprint or {}}
         )
         self.optimizer = torch.optim.AdamW(
             groups if groups is not None else param_groups(model, options.weight_decay), lr=options.lr, betas=betas,
@@ -355,6 +377,7 @@ class Trainer:
             "meter": self.meter.state_dict(),
             "rng": _rng_state(),
             "scaler": self.accel.state_dict(),
+            "stopping": None if self.stopping is None else self.stopping.state_dict(),
         }
 
     def load_state_dict(self, state: dict, source: str | Path = "resume state") -> None:
@@ -376,6 +399,8 @@ class Trainer:
         self.meter = EpochMeter.from_state(state["meter"])
         _set_rng_state(state["rng"])
         self.accel.load_state_dict(state.get("scaler"))
+        if self.stopping is not None:
+            self.stopping.load_state_dict(state["stopping"])
 
     def resume_if_possible(self) -> bool:
         """Load the resume state from ``--resume-dir`` if one exists; True if resumed."""
@@ -462,12 +487,16 @@ class Trainer:
         if self.on_epoch_end is not None:
             record.update(self.on_epoch_end(epoch, record) or {})
             self.model.train()
+        if self.stopping is not None:
+            record.update(self.stopping.observe(epoch, self.model))
+            self.model.train()
         self.history.append(record)
         self.meter = EpochMeter()
-        log.info("epoch %d/%d: %s", epoch + 1, self.options.epochs, ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
+        log.info("epoch %d/%d: %s", epoch + 1, self.options.max_epochs, ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "epoch"))
 
     def fit(self) -> TrainResult:
-        """Train until ``options.epochs`` are done; raises :class:`TrainingIncomplete` on a deadline or signal."""
+        """Train until ``options.max_epochs`` are done or the stop score stops improving (then the best weights
+        are restored); raises :class:`TrainingIncomplete` on a deadline or signal."""
         opts = self.options
         watch = DeadlineWatch(
             resolve_stop_time(opts.deadline, opts.time_budget_min, opts.safety_margin_min, now=self.clock()), self.clock,
@@ -482,7 +511,7 @@ class Trainer:
         with StopSignals() as signals, tqdm(total=self.total_steps, initial=self.step, desc=self.desc, unit="step", mininterval=1.0,
                                             disable=not self.ranks.main) as bar:
             batches = self._batch_iterator()
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.stopped:
                 epoch = self.epoch
                 while self.epoch == epoch and self.step < self.total_steps:
                     reason = stop_together(self._stop_reason(watch, signals, steps_done, stop_after), self.ranks)
@@ -499,9 +528,21 @@ class Trainer:
                     bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips / max(seconds, 1e-9):.1f}", refresh=False)
                     if self.step % self.steps_per_epoch == 0:
                         self._close_epoch(epoch)
+                        if self.stopped:
+                            log.info("stopping after epoch %d: no better %s for %d epochs (best: epoch %d)", epoch + 1,
+                                     self.stopping.key, self.stopping.since_best, self.stopping.best_epoch + 1)
+                            break
                     if self.step % opts.checkpoint_every == 0 and self.step < self.total_steps:
                         self._checkpoint(watch)
-        return TrainResult(history=self.history, final_loss=self.history[-1]["loss"], steps=self.step)
+        if self.stopping is not None:
+            self.stopping.restore_best(self.model)
+        return TrainResult(history=self.history, final_loss=self.history[-1]["loss"], steps=self.step,
+                           stopping=None if self.stopping is None else self.stopping.summary())
+
+    @property
+    def stopped(self) -> bool:
+        """True once the stop score has not improved for ``patience`` epochs (after ``min_epochs``)."""
+        return self.stopping is not None and self.stopping.stopped
 
     def _checkpoint(self, watch: DeadlineWatch) -> None:
         started = self.clock()

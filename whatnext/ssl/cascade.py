@@ -202,7 +202,7 @@ def ssl_command(method_name: str) -> click.Command:
                   help="Splits whose frames are used (no labels read).")
     @click.option("--clip-residual", is_flag=True,
                   help="The encoder sees each frame minus the clip's mean frame (kept in the checkpoint's config).")
-    @training_options(epochs=100, batch_size=64, lr=1.5e-4, weight_decay=0.05, warmup_epochs=5.0)
+    @training_options(max_epochs=100, batch_size=64, lr=1.5e-4, weight_decay=0.05, warmup_epochs=5.0)
     @method_options(method)
     def main(data, arch, img_size, init_encoder, out, metrics, splits, clip_residual, train, **settings):
         try:
