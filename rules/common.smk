@@ -10,6 +10,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from workflow_scripts import config_checks, members as member_table_lib
+from workflow_scripts.cli_manifest import load_manifest
 from workflow_scripts.members import ConfigError
 from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
 
@@ -50,6 +51,7 @@ try:
             "ensemble.caches.dir",
         )
     else:
+        config_checks.check_names(config, load_manifest())
         MEMBERS = member_table_lib.member_table(config)
         STACKED = member_table_lib.stacked_members(
             MEMBERS, config["ensemble"]["exclude"]

@@ -1,12 +1,16 @@
-"""Checks of a schema-valid config against the disk, run when the graph is built (before any job).
+"""Checks of a schema-valid config, run when the graph is built (before any job): against the disk
+(data and cache files) and against the names the package knows (:func:`check_names`: encoders, heads,
+SSL methods, the training CLIs' options, from ``workflow_scripts/cli_manifest.json``).
 
-Each error names the config key and the file at fault.
+Each error names the config key and the file or name at fault.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
+from workflow_scripts.cli_manifest import FINETUNE_CLI, ssl_cli
 from workflow_scripts.members import ConfigError, parse_member_id
 
 CHALLENGE_FILES = ("train.csv", "val.csv", "test.csv")
@@ -61,3 +65,49 @@ def existing_cache_files(cache_dir: str | Path, ids: list[str], fits_splits: lis
         if not path.is_file():
             raise ConfigError(f"{key}: missing probability cache {path}")
     return paths
+
+
+def _unknown(key: str, name: str, what: str, known) -> ConfigError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ConfigError(f"{key}: {name!r} is not {what}{hint} (known: {', '.join(sorted(known))})")
+
+
+def _check_options(key: str, layer: dict | None, clis: list[str], manifest: dict) -> None:
+    """Every ``options`` name of a training-settings layer must be a flag of every CLI the layer reaches."""
+    for name in sorted(((layer or {}).get("options") or {})):
+        for cli in clis:
+            known = manifest["cli_options"][cli]
+            if name not in known:
+                raise _unknown(f"{key}.options", name, f"an option of python -m {cli}", known)
+
+
+def check_names(config: dict, manifest: dict) -> None:
+    """Raise ConfigError naming the key of the first head, encoder, SSL method or training option the
+    package does not know (``manifest``: :func:`workflow_scripts.cli_manifest.load_manifest`)."""
+    encoders, heads = manifest["encoders"], manifest["heads"]
+    ssl = config.get("ssl") or {}
+    for family, section in ssl.items():
+        if section["method"] not in manifest["ssl_methods"]:
+            raise _unknown(f"ssl.{family}.method", section["method"], "an SSL method", manifest["ssl_methods"])
+        if section["arch"] not in encoders:
+            raise _unknown(f"ssl.{family}.arch", section["arch"], "a registered encoder", encoders)
+        _check_options(f"ssl.{family}.train", section.get("train"), [ssl_cli(section["method"])], manifest)
+    members = {family: section for family, section in (config.get("members") or {}).items() if section}
+    every_cli = sorted({ssl_cli(s["method"]) for s in ssl.values()} | {FINETUNE_CLI[f] for f in members})
+    _check_options("train", config.get("train"), every_cli, manifest)
+    for family, section in members.items():
+        cli = [FINETUNE_CLI[family]]
+        key = f"members.{family}"
+        _check_options(f"{key}.train", section.get("train"), cli, manifest)
+        for head in section.get("heads", []):
+            if head not in heads:
+                raise _unknown(f"{key}.heads", head, "a registered head", heads)
+        for member_id, override in (section.get("overrides") or {}).items():
+            _check_options(f"{key}.overrides.{member_id}", override, cli, manifest)
+        for name, variant in (section.get("variants") or {}).items():
+            if variant["head"] not in heads:
+                raise _unknown(f"{key}.variants.{name}.head", variant["head"], "a registered head", heads)
+            if family == "scratch" and variant["arch"] not in encoders:
+                raise _unknown(f"{key}.variants.{name}.arch", variant["arch"], "a registered encoder", encoders)
+            _check_options(f"{key}.variants.{name}.train", variant.get("train"), cli, manifest)
