@@ -21,7 +21,9 @@ CONFIGS = ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "con
 def test_manifest_is_what_the_registries_and_clis_say():
     """Fails when an encoder, head, SSL method or CLI option was added without rewriting the manifest:
     run ``python -m workflow_scripts.cli_manifest``."""
-    assert MANIFEST.read_text(encoding="utf-8") == format_manifest(build_manifest())
+    assert MANIFEST.read_text(encoding="utf-8") == format_manifest(build_manifest()), (
+        f"{MANIFEST} differs from the registries and CLIs: run python -m workflow_scripts.cli_manifest"
+    )
 
 
 @pytest.mark.parametrize("name", CONFIGS)
