@@ -263,6 +263,15 @@ def cache_file(member, fit, split):
     return f"{CACHE_DIR}/{member}/{fit}-{split}.npz"
 
 
+def cache_flags(wildcards, output):
+    """--split S --out PATH of each cache a cache_probs job writes (its outputs named after the splits)."""
+    return " ".join(
+        f"--split {split} --out {output[split]}"
+        for split in ("val", "test")
+        if split in output.keys()
+    )
+
+
 STACKER_CACHES = (("train", "val"), ("train", "test"))
 
 

@@ -1,4 +1,8 @@
-"""Probability caches: one per member x fit x split ({cache_dir}/{member}/{fit}-{split}.npz)."""
+"""Probability caches: one job per member x fit ({cache_dir}/{member}/{fit}-{split}.npz).
+
+A train-only member's job caches val (the stacker's fit) and test; its train+val twin's job caches test.
+The model is loaded once per job, and each cache has its JSON provenance beside it.
+"""
 
 
 rule cache_probs:
@@ -6,12 +10,16 @@ rule cache_probs:
         data=data_inputs(),
         ckpt=member_checkpoint,
     output:
-        probs=f"{CACHE_DIR}/{{member}}/{{fit}}-{{split}}.npz",
-        provenance=f"{CACHE_DIR}/{{member}}/{{fit}}-{{split}}.json",
+        val=f"{CACHE_DIR}/{{member}}/{{fit}}-val.npz",
+        val_provenance=f"{CACHE_DIR}/{{member}}/{{fit}}-val.json",
+        test=f"{CACHE_DIR}/{{member}}/{{fit}}-test.npz",
+        test_provenance=f"{CACHE_DIR}/{{member}}/{{fit}}-test.json",
     log:
-        f"{LOGS}/cache_probs/{{member}}/{{fit}}-{{split}}.log",
+        f"{LOGS}/cache_probs/{{member}}/{{fit}}.log",
     benchmark:
-        f"{BENCH}/cache_probs/{{member}}/{{fit}}-{{split}}.tsv"
+        f"{BENCH}/cache_probs/{{member}}/{{fit}}.tsv"
+    wildcard_constraints:
+        fit="train",
     conda:
         CONDA_ENV
     threads: 1
@@ -22,5 +30,18 @@ rule cache_probs:
     params:
         data=data_dir,
         tta=tta_flags(),
+        caches=cache_flags,
     shell:
-        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --split {wildcards.split} --member {wildcards.member} --fit {wildcards.fit} {params.tta} --threads {threads} --out {output.probs} > {log} 2>&1"
+        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --member {wildcards.member} --fit {wildcards.fit} {params.caches} {params.tta} --threads {threads} > {log} 2>&1"
+
+
+use rule cache_probs as cache_probs_twin with:
+    output:
+        test=f"{CACHE_DIR}/{{member}}/{{fit}}-test.npz",
+        test_provenance=f"{CACHE_DIR}/{{member}}/{{fit}}-test.json",
+    wildcard_constraints:
+        fit="trainval",
+    resources:
+        runtime=gpu_runtime("cache_probs_twin"),
+        gpu=gpu_count("cache_probs_twin"),
+        mem_mb=gpu_mem_mb("cache_probs_twin"),

@@ -8,7 +8,8 @@ A job's limit at retry ``attempt`` (1-based) is
 where the estimate (minutes on one GPU) comes from the work: ``units`` x cost per unit + start-up,
 ``units`` = max_epochs x clips for training (the most a run that stops by progress can do; SSL reads
 every split, a finetune its fit's clips plus the pseudo-labelled test clips of its round) and clips x
-test-time views for ``cache_probs``. The cost per unit is the median measured by the rule's own ``benchmark:`` files once some of its jobs have run,
+test-time views for ``cache_probs`` (val + test of a train-only member; test of its twin, rule
+``cache_probs_twin``, which shares its work model). The cost per unit is the median measured by the rule's own ``benchmark:`` files once some of its jobs have run,
 else ``resources.ms_per_unit[rule]`` from the config. ``resources.runtime_min_by_rule[rule]`` replaces
 the estimate outright.
 
@@ -59,9 +60,12 @@ BENCHMARK_PATTERNS = {
     "finetune_mae2d": r"finetune/mae2d-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
     "finetune_videomae": r"finetune/videomae-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
     "finetune_scratch": r"finetune/scratch-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
-    "cache_probs": r"cache_probs/(?P<member>[^/]+)/(?P<fit>[a-z]+)-(?P<split>[a-z]+)\.tsv",
+    "cache_probs": r"cache_probs/(?P<member>[^/]+)/(?P<fit>[a-z]+)\.tsv",
 }
-GOVERNED_RULES = tuple(BENCHMARK_PATTERNS)
+# Rules that share another rule's work model (ms_per_unit, runtime_min_by_rule, benchmark evidence).
+WORK_MODEL_OF = {"cache_probs_twin": "cache_probs"}
+GOVERNED_RULES = (*BENCHMARK_PATTERNS, *WORK_MODEL_OF)
+CACHED_SPLITS = {"train": ("val", "test"), "trainval": ("test",)}  # the splits a cache_probs job of each fit writes
 TTA_VIEWS = {"none": 1, "five_crop": 5}
 
 _reported: set[str] = set()
@@ -225,7 +229,7 @@ def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, i
     if rule_name == "cache_probs":
         inference = config.get("inference", {})
         views = TTA_VIEWS.get(inference.get("tta", "none"), 1) * (2 if inference.get("flip") else 1)
-        return counts[_get(wildcards, "split")] * views
+        return sum(counts[split] for split in CACHED_SPLITS[_get(wildcards, "fit")]) * views
     raise KeyError(rule_name)
 
 
@@ -257,6 +261,7 @@ class Estimate:
 
 def estimate_minutes(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, int] | None = None) -> Estimate:
     """Estimated minutes of one job on one GPU, and where the estimate came from."""
+    rule_name = WORK_MODEL_OF.get(rule_name, rule_name)
     section = {**DEFAULTS, **(config.get("resources") or {})}
     fixed = (section.get("runtime_min_by_rule") or {}).get(rule_name)
     if fixed is not None:
@@ -327,7 +332,8 @@ def runtime_minutes(rule_name: str, wildcards, attempt: int, config: Mapping,
     return limit.minutes
 
 
-RULE_LINE = re.compile(r"^\s*rule\s+([A-Za-z_][A-Za-z0-9_]*)\s*:", re.MULTILINE)
+RULE_LINE = re.compile(r"^\s*(?:rule\s+([A-Za-z_][A-Za-z0-9_]*)\s*:|use\s+rule\s+\w+\s+as\s+([A-Za-z_][A-Za-z0-9_]*)\s+with\s*:)",
+                       re.MULTILINE)
 
 
 def workflow_files(workflow_dir: str | Path) -> list[Path]:
@@ -338,7 +344,8 @@ def workflow_files(workflow_dir: str | Path) -> list[Path]:
 
 def workflow_rule_names(workflow_dir: str | Path) -> set[str]:
     """Every rule the workflow can define (Snakefile and rules/*.smk), whichever the config includes."""
-    return {name for path in workflow_files(workflow_dir) for name in RULE_LINE.findall(path.read_text(encoding="utf-8"))}
+    return {plain or derived for path in workflow_files(workflow_dir)
+            for plain, derived in RULE_LINE.findall(path.read_text(encoding="utf-8"))}
 
 
 def check_profile_rules(profile_rules, workflow_dir: str | Path) -> None:

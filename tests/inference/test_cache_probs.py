@@ -97,3 +97,22 @@ def test_bad_member_id_is_refused(data_dir, classifier_ckpt, tmp_path):
     args = ["--data", data_dir, "--ckpt", classifier_ckpt, "--split", "val", "--member", "a b/c", "--fit", "train", "--out", tmp_path / "c.npz"]
     result = CliRunner().invoke(cache_probs.main, [str(a) for a in args])
     assert result.exit_code == 2 and "member id 'a b/c'" in result.output
+
+
+def test_one_call_caches_val_and_test_exactly_as_two_separate_calls(data_dir, classifier_ckpt, tmp_path):
+    args = ["--data", data_dir, "--ckpt", classifier_ckpt, "--member", "scratch-conv3d", "--fit", "train", "--threads", "1",
+            "--split", "val", "--out", tmp_path / "both" / "train-val.npz", "--split", "test", "--out", tmp_path / "both" / "train-test.npz"]
+    assert CliRunner().invoke(cache_probs.main, [str(a) for a in args]).exit_code == 0
+    for split in ("val", "test"):
+        assert invoke(data_dir, classifier_ckpt, tmp_path / f"alone-{split}.npz", split=split).exit_code == 0
+        together, alone = read_prob_cache(tmp_path / "both" / f"train-{split}.npz"), read_prob_cache(tmp_path / f"alone-{split}.npz")
+        assert np.array_equal(together.ids, alone.ids) and np.array_equal(together.probs, alone.probs)
+        assert json.loads((tmp_path / "both" / f"train-{split}.json").read_text())["split"] == split
+
+
+@pytest.mark.parametrize("pairs", [["--split", "val", "--split", "test", "--out", "a.npz"], ["--split", "val", "--split", "val", "--out", "a.npz", "--out", "b.npz"]])
+def test_splits_and_outs_must_pair_up(data_dir, classifier_ckpt, tmp_path, pairs):
+    args = ["--data", data_dir, "--ckpt", classifier_ckpt, "--member", "m", "--fit", "train", *[tmp_path / p if p.endswith(".npz") else p for p in pairs]]
+    result = CliRunner().invoke(cache_probs.main, [str(a) for a in args])
+    assert result.exit_code == 2 and "give each split once with its own --out" in result.output
+    assert not list(tmp_path.glob("*.npz"))

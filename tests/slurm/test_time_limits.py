@@ -101,9 +101,16 @@ def test_finetune_work_counts_its_fit_and_the_pseudo_labelled_test_clips_of_its_
     assert job_units("finetune_cascade", r1_trainval, config, COUNTS) == 4 * (100 + 20 + 10)
 
 
-def test_inference_work_is_clips_times_test_time_views(config):
-    wildcards = {"member": "scratch-conv3d", "fit": "train", "split": "test"}
-    assert job_units("cache_probs", wildcards, config, COUNTS) == 10 * 5 * 2  # five crops x flip
+def test_inference_work_is_the_clips_of_the_fits_splits_times_test_time_views(config):
+    train, twin = {"member": "scratch-conv3d", "fit": "train"}, {"member": "scratch-conv3d", "fit": "trainval"}
+    assert job_units("cache_probs", train, config, COUNTS) == (20 + 10) * 5 * 2  # val + test, five crops x flip
+    assert job_units("cache_probs", twin, config, COUNTS) == 10 * 5 * 2  # test only
+
+
+def test_the_twins_cache_rule_shares_the_cache_rules_work_model(config):
+    twin = {"member": "scratch-conv3d", "fit": "trainval"}
+    assert estimate_minutes("cache_probs_twin", twin, config, COUNTS) == estimate_minutes("cache_probs", twin, config, COUNTS)
+    assert estimate_minutes("cache_probs_twin", twin, config, COUNTS).source == "ms_per_unit"
 
 
 def test_estimate_from_config_is_start_up_plus_units_times_cost(config):
@@ -183,7 +190,7 @@ def test_profile_naming_an_unknown_rule_is_an_error():
 def test_benchmark_patterns_match_the_benchmark_paths_of_the_rules():
     rules_text = "\n".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
     samples = {"family": "cascade", "gen": "3", "head": "attn", "round": "1", "fit": "train", "name": "m5l",
-               "member": "videomae-m5l", "split": "val"}
+               "member": "videomae-m5l"}
     for rule, pattern in time_limits.BENCHMARK_PATTERNS.items():
         block = re.search(rf"rule {rule}:(.*?)(?=\nrule |\Z)", rules_text, re.S).group(1)
         template = re.search(r'benchmark:\s*\n\s*f"\{BENCH\}/([^"]+)"', block).group(1)

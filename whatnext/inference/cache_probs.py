@@ -1,6 +1,7 @@
-"""``python -m whatnext.inference.cache_probs``: a member's class probabilities on one split, cached.
+"""``python -m whatnext.inference.cache_probs``: a member's class probabilities on its splits, cached.
 
-Loads a ``"classifier"`` checkpoint, runs it on every clip of ``--split`` under test-time views
+Loads a ``"classifier"`` checkpoint once and, for each ``--split S --out PATH`` pair (repeatable: the
+workflow caches val and test of a train-only member in one job), runs it on every clip of S under test-time views
 (``--tta five_crop``: four corners and centre of the frames resized by 1/0.875; ``--tta none``: one
 centre view; ``--flip`` adds the mirrored views, whose mirror-pair columns (18 <-> 19, from the
 class table) are swapped back before the views are averaged) and writes the probability cache
@@ -36,10 +37,11 @@ log = logging.getLogger(__name__)
 MEMBER_ID = r"^[A-Za-z0-9_.-]+$"
 
 
-def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str, tta: str, flip: bool,
-                       out: Path, batch_size: int = 32, workers: int = 0, device: str = "cpu", precision: str = "fp32",
-                       compile: bool = False) -> dict:
-    """Compute and write one probability cache; returns its provenance. Errors name the file at fault.
+def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member: str, fit: str, tta: str, flip: bool,
+                       batch_size: int = 32, workers: int = 0, device: str = "cpu", precision: str = "fp32",
+                       compile: bool = False) -> list[dict]:
+    """Compute and write one probability cache per ``outputs`` item (split -> cache path) from one model load;
+    returns their provenances in that order. Errors name the file at fault.
 
     ``device``, ``precision`` and ``compile`` as the CLI's ``--device`` (``auto``: CUDA if available),
     ``--precision`` and ``--compile`` (:mod:`whatnext.runtime.precision`).
@@ -55,29 +57,35 @@ def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str
     model = accel.prepare(model)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
     views = TTAViews((DEFAULTS | config)["img_size"], five_crop=tta == "five_crop", flip=flip)
-    dataset = ClipDataset(data, split, transform=views)
-    log.info("%s: %d %s clips x %d views with %s; %s", member, len(dataset), split, len(views.flipped), ckpt, accel.describe())
-    ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers, desc=f"{member} {split}",
-                               accel=accel)
-    if len(ids) == 0:
-        raise DataFormatError(f"{dataset.csv_path}: no clips in split {split!r}")
-    provenance = {
-        "member": member, "checkpoint": str(ckpt), "checkpoint_sha256": file_sha256(ckpt),
-        "tta": tta, "flip": flip, "split": split, "fit": fit, "model_config": config, "precision": accel.precision,
-    }
-    write_prob_cache(out, ids, probs, provenance)
-    return provenance
+    checkpoint_sha256 = file_sha256(ckpt)
+    provenances = []
+    for split, out in outputs.items():
+        dataset = ClipDataset(data, split, transform=views)
+        log.info("%s: %d %s clips x %d views with %s; %s", member, len(dataset), split, len(views.flipped), ckpt, accel.describe())
+        ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers,
+                                   desc=f"{member} {split}", accel=accel)
+        if len(ids) == 0:
+            raise DataFormatError(f"{dataset.csv_path}: no clips in split {split!r}")
+        provenance = {
+            "member": member, "checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_sha256,
+            "tta": tta, "flip": flip, "split": split, "fit": fit, "model_config": config, "precision": accel.precision,
+        }
+        write_prob_cache(out, ids, probs, provenance)
+        provenances.append(provenance)
+    return provenances
 
 
 @click.command()
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Data dir (frames, CSVs, norm_stats.json).")
 @click.option("--ckpt", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Classifier checkpoint of the member.")
-@click.option("--split", required=True, type=click.Choice(SPLITS), help="Split to predict.")
+@click.option("--split", "splits", required=True, multiple=True, type=click.Choice(SPLITS),
+              help="Split to predict (repeatable; the n-th --split goes to the n-th --out).")
 @click.option("--member", required=True, type=str, help="Member id (recorded in the provenance).")
 @click.option("--fit", required=True, type=click.Choice(FITS), help="What the member was trained on (recorded in the provenance).")
 @click.option("--tta", type=click.Choice(TTA_KINDS), default="none", show_default=True, help="none: one centre view; five_crop: four corners + centre.")
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Also mirrored views, mirror-pair probabilities swapped back.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Cache to write (.npz; provenance beside it as .json).")
+@click.option("--out", "outs", required=True, multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Cache to write (.npz; provenance beside it as .json), one per --split.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per forward pass.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
@@ -85,19 +93,22 @@ def cache_member_probs(data: Path, ckpt: Path, split: str, member: str, fit: str
 @precision_option()
 @compile_option()
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the log to this file.")
-def main(data, ckpt, split, member, fit, tta, flip, out, batch_size, threads, workers, device, precision, compile, log_file):
-    """Cache a member's TTA probabilities on the val or test split."""
+def main(data, ckpt, splits, member, fit, tta, flip, outs, batch_size, threads, workers, device, precision, compile, log_file):
+    """Cache a member's TTA probabilities on the val and/or test split."""
     if not re.match(MEMBER_ID, member):
         raise BadInput(f"member id {member!r} must match {MEMBER_ID}")
+    if len(splits) != len(outs) or len(set(splits)) != len(splits):
+        raise click.UsageError(f"give each split once with its own --out (got --split {list(splits)}, {len(outs)} --out)")
     if threads:
         torch.set_num_threads(threads)
     with cli_logging(log_file):
         try:
-            provenance = cache_member_probs(data, ckpt, split, member, fit, tta, flip, out, batch_size, workers, device,
-                                            precision, compile)
+            provenances = cache_member_probs(data, ckpt, dict(zip(splits, outs)), member, fit, tta, flip, batch_size,
+                                             workers, device, precision, compile)
         except (CheckpointError, DataFormatError) as err:
             raise BadInput(str(err)) from None
-    log.info("wrote %s (%s)", out, {k: provenance[k] for k in ("member", "split", "fit", "tta", "flip")})
+    for out, provenance in zip(outs, provenances):
+        log.info("wrote %s (%s)", out, {k: provenance[k] for k in ("member", "split", "fit", "tta", "flip")})
 
 
 if __name__ == "__main__":
