@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.data.conftest import jpeg_bytes
-from whatnext.data.split_csv import DataFormatError, clip_key
+from whatnext.data.class_table import load_class_table
+from whatnext.data.split_csv import DataFormatError, LabelParser, clip_key
 from whatnext.data.zip_dataset import ClipDataset
 from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.inference.submission import main as submission_main
@@ -104,3 +105,10 @@ def test_submission_keeps_the_test_csv_id_form_without_doubling_the_prefix(tmp_p
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(tmp_path / "s.csv", dtype=str)
     assert frame["video_name"].tolist() == names and frame["predicted_class"].tolist() == ["10", "19"]
+
+
+def test_a_class_name_outside_a_smaller_class_range_is_refused():
+    parse = LabelParser.from_table(load_class_table(), num_classes=5)
+    assert parse("Folding something") == 3
+    with pytest.raises(ValueError, match="label 10 is outside 0..4"):
+        parse("010_Opening_something")

@@ -60,12 +60,14 @@ class LabelParser:
 
     def __call__(self, text: str) -> int:
         """The class id of ``text``; ValueError saying what is wrong otherwise."""
-        text = text.strip()
+        label = self._class_of(text.strip())
+        if not 0 <= label < self.num_classes:
+            raise ValueError(f"label {label} is outside 0..{self.num_classes - 1}")
+        return label
+
+    def _class_of(self, text: str) -> int:
         if _CLASS_ID.match(text):
-            label = int(float(text))
-            if not 0 <= label < self.num_classes:
-                raise ValueError(f"label {label} is outside 0..{self.num_classes - 1}")
-            return label
+            return int(float(text))
         if _name_key(text) in self.by_name:
             return self.by_name[_name_key(text)]
         folder = _KIT_FOLDER.match(text)
