@@ -1,6 +1,6 @@
 """Learning check of the finetuning tracks on generated data (issue 4, point 6; run on demand).
 
-    python bench/finetune_learning.py --data DATA [--mae2d-ckpt ENC.pt] [--videomae-ckpt ENC.pt] --out-dir DIR \
+    python bench/finetune_learning.py --data DATA [--mae2d-ckpt ENC.pt] [--videomae-ckpt ENC.pt] [--jepa-ckpt ENC.pt] --out-dir DIR \
         [--max-epochs 6] [--batch-size 32] [--lr 1e-3] [--threads 1] [--only NAME ...] [--extra=--FLAG=VALUE ...]
 
 Runs each case through its CLI (``python -m whatnext.finetune.track_a_*``, ``--fit train``) with the
@@ -36,7 +36,7 @@ def random_encoder_like(ssl_ckpt: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
-def cases(mae2d_ckpt: Path | None, videomae_ckpt: Path | None, out_dir: Path) -> dict[str, list[str]]:
+def cases(mae2d_ckpt: Path | None, videomae_ckpt: Path | None, jepa_ckpt: Path | None, out_dir: Path) -> dict[str, list[str]]:
     """Case name -> CLI arguments (module and track-specific flags); SSL cases only for the checkpoints given."""
     found = {
         "scratch conv2d_tiny attn": ["track_a_scratch", "--arch", "conv2d_tiny", "--head", "attn"],
@@ -55,6 +55,12 @@ def cases(mae2d_ckpt: Path | None, videomae_ckpt: Path | None, out_dir: Path) ->
         found |= {
             "videomae SSL lstm": ["track_a_videomae", "--encoder-ckpt", str(videomae_ckpt), "--head", "lstm"],
             "videomae random lstm": ["track_a_videomae", "--encoder-ckpt", str(videomae_random), "--head", "lstm"],
+        }
+    if jepa_ckpt is not None:
+        jepa_random = random_encoder_like(jepa_ckpt, out_dir / "jepa_random.pt")
+        found |= {
+            "jepa SSL attn": ["track_a_jepa", "--encoder-ckpt", str(jepa_ckpt), "--head", "attn"],
+            "jepa random attn": ["track_a_jepa", "--encoder-ckpt", str(jepa_random), "--head", "attn"],
         }
     return found
 
@@ -82,6 +88,7 @@ def run_case(name: str, args: list[str], data: Path, out_dir: Path, train_flags:
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--mae2d-ckpt", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="MAE-2D SSL encoder (mae2d cases).")
 @click.option("--videomae-ckpt", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="VideoMAE SSL encoder (videomae cases).")
+@click.option("--jepa-ckpt", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Video-JEPA SSL encoder (jepa cases).")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--max-epochs", "epochs", type=int, default=6, show_default=True)
 @click.option("--batch-size", type=int, default=32, show_default=True)
@@ -90,14 +97,14 @@ def run_case(name: str, args: list[str], data: Path, out_dir: Path, train_flags:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--only", multiple=True, help="Run only the cases whose name contains this text (repeatable).")
 @click.option("--extra", multiple=True, help="Extra flag for every case, e.g. --extra=--crop-min=0.8 (repeatable).")
-def main(data, mae2d_ckpt, videomae_ckpt, out_dir, epochs, batch_size, lr, threads, seed, only, extra):
+def main(data, mae2d_ckpt, videomae_ckpt, jepa_ckpt, out_dir, epochs, batch_size, lr, threads, seed, only, extra):
     out_dir.mkdir(parents=True, exist_ok=True)
     flags = ["--max-epochs", str(epochs), "--batch-size", str(batch_size), "--lr", str(lr), "--threads", str(threads),
              "--seed", str(seed), "--warmup-epochs", "1", *extra]
     print(f"data {data}, flags {' '.join(flags)}\n")
     print("| case | val top-1 | val top-5 | majority | top-1 / majority | stop-split top-1 by epoch | wall s | CPU s |")
     print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
-    for name, args in cases(mae2d_ckpt, videomae_ckpt, out_dir).items():
+    for name, args in cases(mae2d_ckpt, videomae_ckpt, jepa_ckpt, out_dir).items():
         if only and not any(text in name for text in only):
             continue
         r = run_case(name, args, data, out_dir, flags)

@@ -215,6 +215,8 @@ def finetune_params(family):
         if member.arch:
             flags.append(f"--arch {member.arch} --img-size {config['img_size']}")
         flags += [f"--aux {a}" for a in member.aux]
+        if member.fold is not None:
+            flags.append(f"--fold {member.fold} --fold-pool {member.fold_pool}")
         if member.round > 0:
             flags.append(f"--pseudo {pseudo_labels(member.round)}")
         return " ".join(flags)

@@ -80,6 +80,31 @@ rule finetune_videomae:
         "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
 
 
+rule finetune_jepa:
+    input:
+        unpack(finetune_inputs("jepa")),
+    output:
+        ckpt=f"{R}/models/jepa-{{name}}/{{fit}}.pt",
+        metrics=f"{R}/models/jepa-{{name}}/{{fit}}-metrics.json",
+    log:
+        f"{LOGS}/finetune/jepa-{{name}}/{{fit}}.log",
+    benchmark:
+        f"{BENCH}/finetune/jepa-{{name}}/{{fit}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=gpu_runtime("finetune_jepa"),
+        gpu=gpu_count("finetune_jepa"),
+        mem_mb=gpu_mem_mb("finetune_jepa"),
+    params:
+        **finetune_params("jepa"),
+        data=data_dir,
+        resume=resume_dir,
+    shell:
+        "python -m whatnext.finetune.track_a_jepa --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+
+
 rule finetune_scratch:
     input:
         unpack(finetune_inputs("scratch")),

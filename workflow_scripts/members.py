@@ -1,9 +1,15 @@
 """The member table: every ensemble member the config asks for, with its wildcards and settings.
 
 Member ids follow docs/contracts.md: ``cascade-g{gen}-{head}-r{round}``, ``mae2d-{name}``,
-``videomae-{name}``, ``scratch-{name}``. The four families map one to one to the four finetune
-rules; :func:`parse_member_id` is the inverse of the naming and rejects ids no rule can build.
+``videomae-{name}``, ``jepa-{name}``, ``scratch-{name}``. The five families map one to one to the five
+finetune rules; :func:`parse_member_id` is the inverse of the naming and rejects ids no rule can build.
 Non-cascade members belong to pseudo-label round 0.
+
+Fold ensembles (the ChaLearn seed): a variant with ``folds: {train: K1, trainval: K2}`` expands into fold
+members instead of one member, ``{family}-{name}.fold{i}of{K1}`` (folds of the training clips: the seed's
+"train only" members) and ``{family}-{name}.vfold{i}of{K2}`` (folds of train + val: its "train + val"
+members), each leaving out its fold (``--fold i/K --fold-pool train|trainval``,
+:mod:`whatnext.finetune.folds`). They are members like any other for caches, stacker and sidecar.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from pathlib import Path
 
 from workflow_scripts.training_settings import job_seed, merge_settings
 
-FAMILIES = ("cascade", "mae2d", "videomae", "scratch")
+FAMILIES = ("cascade", "mae2d", "videomae", "jepa", "scratch")
+SSL_METHOD_OF = {"jepa": "jepa"}  # member family -> the SSL method its family must use (others: any)
 NAME_RE = r"[A-Za-z0-9_.]+"
 MEMBER_ID_PATTERNS = {
     "cascade": re.compile(rf"cascade-g(?P<gen>[0-9]+)-(?P<head>{NAME_RE})-r(?P<round>[0-9]+)"),
     "mae2d": re.compile(rf"mae2d-(?P<name>{NAME_RE})"),
     "videomae": re.compile(rf"videomae-(?P<name>{NAME_RE})"),
+    "jepa": re.compile(rf"jepa-(?P<name>{NAME_RE})"),
     "scratch": re.compile(rf"scratch-(?P<name>{NAME_RE})"),
 }
 
@@ -42,6 +50,8 @@ class Member:
     aux: tuple[str, ...] = ()
     train: dict = field(default_factory=dict, compare=False)
     seed: int = 0
+    fold: str | None = None  # "i/K": the fold this member leaves out (None: not a fold member)
+    fold_pool: str = "train"  # clips the folds partition: train or trainval
 
 
 def parse_member_id(member_id: str) -> tuple[str, dict[str, str]]:
@@ -58,11 +68,14 @@ def cascade_id(gen: int, head: str, round_: int) -> str:
     return f"cascade-g{gen}-{head}-r{round_}"
 
 
-def _ssl_generation(config: dict, section: dict, key: str) -> tuple[str, int]:
+def _ssl_generation(config: dict, section: dict, key: str, method: str | None = None) -> tuple[str, int]:
     ssl_family = section["ssl"]
     families = config.get("ssl", {})
     if ssl_family not in families:
         raise ConfigError(f"{key}.ssl: unknown SSL family {ssl_family!r} (config ssl has {sorted(families)})")
+    if method is not None and families[ssl_family]["method"] != method:
+        raise ConfigError(f"{key}.ssl: SSL family {ssl_family!r} uses method {families[ssl_family]['method']!r}; "
+                          f"these members finetune {method!r} encoders")
     last = families[ssl_family]["generations"]
     gen = section.get("generation", last)
     if not 1 <= gen <= last:
@@ -107,36 +120,52 @@ def _cascade_members(config: dict) -> list[Member]:
     return members
 
 
+FOLD_TAGS = {"train": "fold", "trainval": "vfold"}  # fold pool -> the tag of its member ids
+
+
+def fold_variants(name: str, variant: dict) -> list[tuple[str, str | None, str]]:
+    """(member name, fold "i/K" or None, pool) of each member a variant expands into: itself without
+    ``folds``, else one per fold of each pool."""
+    folds = variant.get("folds")
+    if not folds:
+        return [(name, None, "train")]
+    return [(f"{name}.{FOLD_TAGS[pool]}{i}of{count}", f"{i}/{count}", pool)
+            for pool, count in sorted(folds.items()) for i in range(count)]
+
+
 def _variant_members(config: dict, family: str) -> list[Member]:
     section = config.get("members", {}).get(family)
     if not section:
         return []
     members = []
     for name, variant in section["variants"].items():
-        member_id = f"{family}-{name}"
         key = f"members.{family}.variants.{name}"
         if family == "scratch":
             ssl_family, gen = None, None
         else:
-            ssl_family, gen = _ssl_generation(config, {**section, **variant}, key)
-        members.append(
-            Member(
-                id=member_id,
-                family=family,
-                head=variant["head"],
-                ssl_family=ssl_family,
-                ssl_generation=gen,
-                arch=variant.get("arch") if family == "scratch" else None,
-                aux=tuple(variant.get("aux", ())),
-                train=merge_settings(config.get("train"), section.get("train"), variant.get("train")),
-                seed=job_seed(config["seed"], member_id),
+            ssl_family, gen = _ssl_generation(config, {**section, **variant}, key, SSL_METHOD_OF.get(family))
+        for member_name, fold, pool in fold_variants(name, variant):
+            member_id = f"{family}-{member_name}"
+            members.append(
+                Member(
+                    id=member_id,
+                    family=family,
+                    head=variant["head"],
+                    ssl_family=ssl_family,
+                    ssl_generation=gen,
+                    arch=variant.get("arch") if family == "scratch" else None,
+                    aux=tuple(variant.get("aux", ())),
+                    train=merge_settings(config.get("train"), section.get("train"), variant.get("train")),
+                    seed=job_seed(config["seed"], member_id),
+                    fold=fold,
+                    fold_pool=pool,
+                )
             )
-        )
     return members
 
 
 def member_table(config: dict) -> dict[str, Member]:
-    """Every member the config defines, by id, in a stable order (cascade, mae2d, videomae, scratch)."""
+    """Every member the config defines, by id, in a stable order (cascade, mae2d, videomae, jepa, scratch)."""
     members = _cascade_members(config)
     for family in FAMILIES[1:]:
         members += _variant_members(config, family)

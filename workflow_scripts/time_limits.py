@@ -51,7 +51,7 @@ DEFAULTS = {
     "use_benchmarks": True,
 }
 FINETUNE_FAMILIES = {"finetune_cascade": "cascade", "finetune_mae2d": "mae2d",
-                     "finetune_videomae": "videomae", "finetune_scratch": "scratch"}
+                     "finetune_videomae": "videomae", "finetune_jepa": "jepa", "finetune_scratch": "scratch"}
 # Where the rules write their benchmark files (relative to {results}/benchmarks), as patterns whose
 # groups are the job's wildcards; tests/slurm checks them against rules/*.smk.
 BENCHMARK_PATTERNS = {
@@ -59,6 +59,7 @@ BENCHMARK_PATTERNS = {
     "finetune_cascade": r"finetune/cascade-g(?P<gen>[0-9]+)-(?P<head>[^/]+)-r(?P<round>[0-9]+)/(?P<fit>[a-z]+)\.tsv",
     "finetune_mae2d": r"finetune/mae2d-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
     "finetune_videomae": r"finetune/videomae-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
+    "finetune_jepa": r"finetune/jepa-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
     "finetune_scratch": r"finetune/scratch-(?P<name>[^/]+)/(?P<fit>[a-z]+)\.tsv",
     "cache_probs": r"cache_probs/(?P<member>[^/]+)/(?P<fit>[a-z]+)\.tsv",
 }

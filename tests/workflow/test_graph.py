@@ -103,6 +103,57 @@ def test_paper_sidecar_reads_the_train_val_twins_of_all_95_members(paper_dry_run
     assert len(members_read_by(paper_dry_run, "sidecar")) == 95
 
 
+# ---------------------------------------------------------------- the seeds' options (configs/smoke_options.yaml)
+
+OPTIONS_MEMBERS = {"jepa-j2a", "scratch-conv2d.fold0of2", "scratch-conv2d.fold1of2", "scratch-conv2d.vfold0of2",
+                   "scratch-conv2d.vfold1of2"}
+OPTIONS_JOBS = {
+    "synth_data": 1,
+    "norm_stats": 1,
+    "ssl_pretrain": 2,  # the JEPA family's two generations
+    "finetune_jepa": 1 * 2,
+    "finetune_scratch": 4 * 2,  # 2 "train only" + 2 "train + val" fold members, each with its twin
+    "cache_probs": 5 * 3,
+    "member_list": 1,
+    "stacker": 1,
+    "sidecar": 1,
+    "calibration": 1,
+    "submission": 1,
+    "error_decomposition": 1,
+    "report_assets": 1,
+    "all": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def options_dry_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("options")
+    result = snakemake(tmp, REPO / "configs/smoke_options.yaml", "--dry-run", "--printshellcmds")
+    assert result.returncode == 0, result.stderr + result.stdout
+    return result.stdout
+
+
+def test_options_dry_run_has_the_known_job_count_per_rule(options_dry_run):
+    assert job_counts(options_dry_run) == OPTIONS_JOBS
+
+
+def test_options_fold_and_jepa_members_are_stacked_and_reinjected_like_any_other(options_dry_run):
+    assert members_read_by(options_dry_run, "stacker") == OPTIONS_MEMBERS
+    assert members_read_by(options_dry_run, "sidecar") == OPTIONS_MEMBERS
+
+
+def test_options_jobs_pass_the_fold_and_the_jepa_settings_to_their_clis(options_dry_run):
+    shells = [line for line in options_dry_run.splitlines() if line.startswith("Shell command: python -m whatnext")]
+    vfold1_twin = [c for c in shells if "--out results/smoke_options/models/scratch-conv2d.vfold1of2/trainval.pt" in c]
+    assert len(vfold1_twin) == 1 and "--fold 1/2 --fold-pool trainval --fit trainval" in vfold1_twin[0]
+    jepa_gen2 = [c for c in shells if "pretrain_jepa" in c and "gen2/encoder.pt --metrics" in c]
+    assert len(jepa_gen2) == 1 and "--init-encoder results/smoke_options/ssl/jepa/gen1/encoder.pt" in jepa_gen2[0]
+    assert "--context 2 --cov-coeff 100 --std-coeff 10 --steps 2" in jepa_gen2[0]
+    jepa_member = [c for c in shells if "track_a_jepa" in c]
+    assert len(jepa_member) == 2 and all("--encoder-ckpt results/smoke_options/ssl/jepa/gen2/encoder.pt" in c
+                                         for c in jepa_member)
+
+
 # ---------------------------------------------------------------- reruns (smoke config, stand-in stages)
 
 

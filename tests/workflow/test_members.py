@@ -115,3 +115,29 @@ def test_paper_config_defines_95_members_split_as_in_the_design(paper_config):
     families = [m.family for m in table.values()]
     assert len(table) == 95
     assert (families.count("cascade"), families.count("mae2d"), families.count("videomae"), families.count("scratch")) == (80, 3, 2, 10)
+
+
+def test_a_variant_with_folds_expands_into_its_fold_members_of_each_pool():
+    config = small_config()
+    config["members"]["scratch"]["variants"]["net"]["folds"] = {"train": 2, "trainval": 3}
+    table = member_table(config)
+    folds = {m.id: (m.fold, m.fold_pool) for m in table.values() if m.family == "scratch"}
+    assert folds == {
+        "scratch-net.fold0of2": ("0/2", "train"), "scratch-net.fold1of2": ("1/2", "train"),
+        "scratch-net.vfold0of3": ("0/3", "trainval"), "scratch-net.vfold1of3": ("1/3", "trainval"),
+        "scratch-net.vfold2of3": ("2/3", "trainval"),
+    }
+    assert all(parse_member_id(member_id) == ("scratch", {"name": member_id[8:]}) for member_id in folds)
+    assert len({table[m].seed for m in folds}) == 5
+    assert stacked_members(table)[-5:] == list(folds)
+
+
+def test_jepa_members_need_an_ssl_family_of_method_jepa():
+    config = small_config()
+    config["ssl"]["j"] = {"method": "jepa", "arch": "conv2d_tiny", "generations": 1}
+    config["members"]["jepa"] = {"ssl": "j", "variants": {"a": {"head": "attn"}}}
+    member = member_table(config)["jepa-a"]
+    assert (member.family, member.ssl_family, member.ssl_generation) == ("jepa", "j", 1)
+    config["members"]["jepa"]["ssl"] = "m"
+    with pytest.raises(ConfigError, match="members.jepa.variants.a.ssl: SSL family 'm' uses method 'mae2d'"):
+        member_table(config)

@@ -44,6 +44,7 @@ from whatnext.data.tta import TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.augment import Augmentation, train_augmenter
 from whatnext.finetune.evaluation import predict_probs, topk_accuracy
+from whatnext.finetune.folds import POOLS, Fold
 from whatnext.finetune.losses import AUX_WEIGHTS, pair_direction_loss, symmetric_kl
 from whatnext.finetune.optim import layer_decay_groups
 from whatnext.finetune.pseudo import PseudoLabelError
@@ -77,6 +78,13 @@ class FinetuneOptions:
     jitter: float = 0.3
     stop_fraction: float = 0.1
     stop_on: str = "loss"
+    fold: str | None = None
+    fold_pool: str = "train"
+
+    @property
+    def fold_spec(self) -> Fold | None:
+        """The fold this member leaves out (:mod:`whatnext.finetune.folds`), or None."""
+        return None if self.fold is None else Fold.parse(self.fold, self.fold_pool)
 
     @property
     def augmentation(self) -> Augmentation:
@@ -85,6 +93,15 @@ class FinetuneOptions:
     def recipe(self) -> dict:
         """The flags that decide the trained weights (not the output paths)."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("out", "metrics")}
+
+
+def _check_fold(ctx, param, value):
+    if value is not None:
+        try:
+            Fold.parse(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
+    return value
 
 
 def finetune_options(**defaults):
@@ -111,6 +128,8 @@ def finetune_options(**defaults):
                      help="Share of the labelled training clips held out (stratified, the same for every member) as the stop split; 0: none, train --max-epochs and keep the last weights."),
         click.option("--stop-on", type=click.Choice(sorted(MONITORS)), default=d["stop_on"], show_default=True,
                      help="The stop split's score that decides the stop and the kept weights: loss (cross-entropy) or top1."),
+        click.option("--fold", default=d["fold"], callback=_check_fold, help="Fold member: leave out fold I of K (I/K, e.g. 0/5) of the --fold-pool clips."),
+        click.option("--fold-pool", type=click.Choice(sorted(POOLS)), default=d["fold_pool"], show_default=True, help="Clips the folds partition: train (train-only fold members) or trainval (train + val)."),
     ]
     names = [f.name for f in dataclasses.fields(FinetuneOptions)]
 
@@ -193,7 +212,7 @@ def open_data(ft: FinetuneOptions, size: int, num_classes: int):
     views = TTAViews(size, five_crop=False)
     try:
         normaliser = ClipNormaliser.from_stats_file(ft.data / "norm_stats.json")
-        dataset = open_training_set(ft.data, ft.fit, num_classes, ft.pseudo)
+        dataset = open_training_set(ft.data, ft.fit, num_classes, ft.pseudo, ft.fold_spec)
         val = None if ft.fit == "trainval" else ClipDataset(ft.data, "val", transform=views)
         return normaliser, dataset, val, views
     except (DataFormatError, PseudoLabelError) as err:
@@ -224,16 +243,18 @@ def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: Finetu
     return run_finetune(track, config, ft, train, init_encoder=(ckpt["state_dict"], Path(encoder_ckpt)), family=family)
 
 
-def ssl_track_command(track: str, family: str, summary: str) -> click.Command:
-    """The click command of an SSL-encoder track (``track_a_mae2d``, ``track_a_videomae``).
+def ssl_track_command(track: str, family: str | None, summary: str, layer_decay: float = 0.75,
+                      drop_path: float = 0.1) -> click.Command:
+    """The click command of an SSL-encoder track (``track_a_mae2d``, ``track_a_videomae``, ``track_a_jepa``).
 
-    Both tracks share every option and differ only in the encoder family their checkpoint must hold.
+    The tracks share every option and differ only in the encoder family their checkpoint must hold (None:
+    any) and the defaults of ``--layer-decay`` and ``--drop-path``.
     """
 
     @click.command(help=f"{summary}: --fit train (val scored) or trainval (sidecar twin).")
     @click.option("--encoder-ckpt", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                  help=f"SSL encoder checkpoint (kind 'encoder', family {family}).")
-    @finetune_options(layer_decay=0.75, drop_path=0.1)
+                  help=f"SSL encoder checkpoint (kind 'encoder', family {family or 'any'}).")
+    @finetune_options(layer_decay=layer_decay, drop_path=drop_path)
     @training_options(max_epochs=30, batch_size=64, lr=5e-4, warmup_epochs=1.0)
     def main(encoder_ckpt, ft, train):
         finetune_ssl_encoder(track, family, encoder_ckpt, ft, train)

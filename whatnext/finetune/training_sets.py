@@ -2,7 +2,8 @@
 
 ``--fit train`` learns from the training split and scores the held-out validation split;
 ``--fit trainval`` (the twin) learns from both and scores nothing. ``--pseudo CSV`` adds every
-test clip with its pseudo-label. :func:`carve_stop_split` sets a small, stratified share of the labelled
+test clip with its pseudo-label. ``--fold I/K`` (a fold member, :mod:`whatnext.finetune.folds`) leaves out
+the labelled clips of that fold. :func:`carve_stop_split` sets a small, stratified share of the labelled
 clips aside as the stop split, the signal of stopping by progress (never ``val`` under ``--fit train``). Items are decoded, unaugmented clips (lists of 4 frames, which
 ``whatnext.data.clip_batches.collate_clips`` copies into the batch) with their labels; the training
 step's label-aware flip (:class:`whatnext.data.clip_transforms.ClipAugmenter`) swaps pseudo-labels exactly
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from whatnext.finetune.folds import Fold, held_out_ids
 from whatnext.finetune.pseudo import read_pseudo_labels
 
 FITS = ("train", "trainval")
@@ -29,10 +31,11 @@ class LabelledClips(Dataset):
 
     A source is any dataset with ``clip_ids`` and ``ds[i] -> (frames, label, clip_id)``
     (``whatnext.data.zip_dataset.ClipDataset`` opened without a transform); the label it
-    returns is ignored in favour of ``labels``. ``ds[i] -> (frames, label: int, clip_id: str)``.
+    returns is ignored in favour of ``labels``. Clips of the ``train`` and ``val`` parts whose id is in
+    ``exclude`` (a fold) are left out. ``ds[i] -> (frames, label: int, clip_id: str)``.
     """
 
-    def __init__(self, parts: Sequence[tuple[str, Dataset, np.ndarray]]):
+    def __init__(self, parts: Sequence[tuple[str, Dataset, np.ndarray]], exclude: frozenset[str] = frozenset()):
         self._index: list[tuple[Dataset, int]] = []
         clip_ids, labels, sources = [], [], []
         for name, source, part_labels in parts:
@@ -41,10 +44,11 @@ class LabelledClips(Dataset):
                 raise ValueError(f"{name}: {len(part_labels)} labels for {len(source)} clips")
             if (part_labels < 0).any():
                 raise ValueError(f"{name}: clip {source.clip_ids[int(np.argmax(part_labels < 0))]!r} has no label")
-            self._index.extend((source, i) for i in range(len(source)))
-            clip_ids.extend(source.clip_ids)
-            labels.append(part_labels)
-            sources.extend([name] * len(source))
+            keep = [i for i, clip_id in enumerate(source.clip_ids) if name == "pseudo" or clip_id not in exclude]
+            self._index.extend((source, i) for i in keep)
+            clip_ids.extend(source.clip_ids[i] for i in keep)
+            labels.append(part_labels[keep])
+            sources.extend([name] * len(keep))
         self.clip_ids: list[str] = clip_ids
         self.labels: np.ndarray = np.concatenate(labels) if labels else np.zeros(0, np.int64)
         self.sources: list[str] = sources  # split each clip comes from: "train", "val" or "pseudo"
@@ -62,10 +66,12 @@ def compose_training_set(
     splits: dict[str, Dataset],
     fit: str,
     pseudo_labels: np.ndarray | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> LabelledClips:
     """Training clips for ``fit`` from opened splits (``"train"``, ``"val"``, and ``"test"`` with pseudo-labels).
 
-    ``pseudo_labels``: np.int64 [len(splits["test"])] aligned to the test clips, or None.
+    ``pseudo_labels``: np.int64 [len(splits["test"])] aligned to the test clips, or None; ``exclude``: ids of
+    labelled clips left out (a fold).
     """
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
@@ -73,7 +79,7 @@ def compose_training_set(
     parts = [(name, splits[name], splits[name].labels) for name in names]
     if pseudo_labels is not None:
         parts.append(("pseudo", splits["test"], pseudo_labels))
-    return LabelledClips(parts)
+    return LabelledClips(parts, exclude)
 
 
 def open_training_set(
@@ -81,14 +87,17 @@ def open_training_set(
     fit: str,
     num_classes: int,
     pseudo_csv: str | Path | None = None,
+    fold: Fold | None = None,
 ) -> LabelledClips:
-    """Open the splits of a data dir and compose the training set (pseudo CSV checked against test.csv)."""
+    """Open the splits of a data dir and compose the training set (pseudo CSV checked against test.csv),
+    without the clips of ``fold`` if given."""
     from whatnext.data.zip_dataset import ClipDataset
 
     names = ["train"] + (["val"] if fit == "trainval" else []) + (["test"] if pseudo_csv is not None else [])
     splits = {name: ClipDataset(data_dir, name, stacked=False) for name in names}  # collate_clips stacks
     pseudo = None if pseudo_csv is None else read_pseudo_labels(pseudo_csv, list(splits["test"].clip_ids), num_classes)
-    return compose_training_set(splits, fit, pseudo)
+    exclude = held_out_ids(data_dir, fold) if fold is not None else frozenset()
+    return compose_training_set(splits, fit, pseudo, exclude)
 
 
 def _clip_rank_key(clip_id: str) -> str:
