@@ -22,6 +22,7 @@ FINETUNE_CLI = {
     "cascade": "whatnext.finetune.track_a_videomae",
     "mae2d": "whatnext.finetune.track_a_mae2d",
     "videomae": "whatnext.finetune.track_a_videomae",
+    "jepa": "whatnext.finetune.track_a_jepa",
     "scratch": "whatnext.finetune.track_a_scratch",
 }
 
