@@ -113,7 +113,8 @@ OPTIONS_JOBS = {
     "ssl_pretrain": 2,  # the JEPA family's two generations
     "finetune_jepa": 1 * 2,
     "finetune_scratch": 4 * 2,  # 2 "train only" + 2 "train + val" fold members, each with its twin
-    "cache_probs": 5 * 3,
+    "cache_probs": 5,  # val + test of each train-only member
+    "cache_probs_twin": 5,  # test of each train+val twin
     "member_list": 1,
     "stacker": 1,
     "sidecar": 1,
