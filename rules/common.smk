@@ -10,6 +10,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 
 from workflow_scripts import config_checks, members as member_table_lib
+from workflow_scripts.code_fingerprint import stage_fingerprint
 from workflow_scripts.cli_manifest import load_manifest
 from workflow_scripts.members import ConfigError
 from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
@@ -142,7 +143,7 @@ def ssl_inputs(wildcards):
 
 
 def ssl_params():
-    """Params of the SSL rule: method, arch, the --init-encoder flag, seed and training flags of the generation."""
+    """Params of the SSL rule: code fingerprint, method, arch, the --init-encoder flag, seed and training flags."""
 
     def init_flag(wildcards, input):
         return f"--init-encoder {input.init}" if "init" in input.keys() else ""
@@ -154,7 +155,13 @@ def ssl_params():
         seed = job_seed(config["seed"], f"ssl-{wildcards.family}-gen{wildcards.gen}")
         return f"--seed {seed} {render_flags(settings)}{deadline_flag()}"
 
+    def stage_code(wildcards):
+        return stage_fingerprint(
+            f"whatnext.ssl.pretrain_{SSL_FAMILIES[wildcards.family]['method']}"
+        )
+
     return {
+        "code": stage_code,
         "method": lambda wildcards: SSL_FAMILIES[wildcards.family]["method"],
         "arch": lambda wildcards: SSL_FAMILIES[wildcards.family]["arch"],
         "init": init_flag,

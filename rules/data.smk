@@ -20,6 +20,7 @@ if config["data"]["source"] == "synth":
         conda:
             CONDA_ENV
         params:
+            code=stage_fingerprint("whatnext.data.synth"),
             out=lambda wildcards, output: os.path.dirname(output.train),
             preset=config["data"]["synth"]["preset"],
             scale=config["data"]["synth"]["scale"],
@@ -56,6 +57,7 @@ rule norm_stats:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.data.norm_stats"),
         data=lambda wildcards, output: os.path.dirname(output[0]),
     shell:
         "python -m whatnext.data.norm_stats --data {params.data} --out {output} > {log} 2>&1"

@@ -39,6 +39,7 @@ rule stacker:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.ensemble.stacker"),
         cache_dir=cache_dir,
         data=data_dir,
         folds=config["ensemble"]["folds"],
@@ -62,6 +63,7 @@ rule sidecar:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.ensemble.sidecar"),
         cache_dir=cache_dir,
         data=data_dir,
         folds=config["ensemble"]["folds"],
@@ -81,6 +83,7 @@ rule submission:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.inference.submission"),
         data=data_dir,
     shell:
         "python -m whatnext.inference.submission --probs {input.probs} --data {params.data} --out {output} > {log} 2>&1"
@@ -104,6 +107,7 @@ rule error_decomposition:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.analysis.error_decomposition"),
         data=data_dir,
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
@@ -127,6 +131,7 @@ rule calibration:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.ensemble.calibration"),
         cache_dir=cache_dir,
         data=data_dir,
         folds=config["ensemble"]["folds"],

@@ -24,6 +24,7 @@ rule finetune_cascade:
         mem_mb=gpu_mem_mb("finetune_cascade"),
     params:
         **finetune_params("cascade"),
+        code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
         data=data_dir,
         resume=resume_dir,
     shell:
@@ -49,6 +50,7 @@ rule finetune_mae2d:
         mem_mb=gpu_mem_mb("finetune_mae2d"),
     params:
         **finetune_params("mae2d"),
+        code=stage_fingerprint("whatnext.finetune.track_a_mae2d"),
         data=data_dir,
         resume=resume_dir,
     shell:
@@ -74,6 +76,7 @@ rule finetune_videomae:
         mem_mb=gpu_mem_mb("finetune_videomae"),
     params:
         **finetune_params("videomae"),
+        code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
         data=data_dir,
         resume=resume_dir,
     shell:
@@ -124,6 +127,7 @@ rule finetune_scratch:
         mem_mb=gpu_mem_mb("finetune_scratch"),
     params:
         **finetune_params("scratch"),
+        code=stage_fingerprint("whatnext.finetune.track_a_scratch"),
         data=data_dir,
         resume=resume_dir,
     shell:

@@ -28,6 +28,7 @@ rule cache_probs:
         gpu=gpu_count("cache_probs"),
         mem_mb=gpu_mem_mb("cache_probs"),
     params:
+        code=stage_fingerprint("whatnext.inference.cache_probs"),
         data=data_dir,
         tta=tta_flags(),
         caches=cache_flags,

@@ -14,6 +14,7 @@ rule pseudo_label:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.ensemble.pseudo_label"),
         cache_dir=cache_dir,
         data=data_dir,
         folds=config["ensemble"]["folds"],

@@ -40,6 +40,7 @@ rule report_assets:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.analysis.report_assets"),
         cache_dir=cache_dir,
         data=data_dir,
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),

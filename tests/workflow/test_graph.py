@@ -41,8 +41,8 @@ PAPER_JOBS = {
 }
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(configfile), *args]
+def snakemake(workdir: Path, configfile: Path, *args: str, env: dict | None = None, repo: Path = REPO) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir), "--configfile", str(configfile), *args]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -194,6 +194,38 @@ def test_second_run_with_nothing_changed_runs_nothing(finished_smoke_run):
     result = snakemake(tmp, tmp / "smoke.yaml", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "Nothing to be done" in result.stdout + result.stderr, planned_with_reasons(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def copied_repo_run(tmp_path_factory):
+    """A copy of the workflow and the package (so its code can be changed), and a stand-in smoke run of it."""
+    tmp = tmp_path_factory.mktemp("copied")
+    repo = tmp / "repo"
+    repo.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(REPO / name, repo / name)
+    for name in ("rules", "schemas", "report", "envs", "workflow_scripts", "whatnext"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    result = snakemake(tmp, smoke_with(tmp, "smoke.yaml"), "--cores", "2", env=stand_in_env(tmp), repo=repo)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, repo
+
+
+def test_changing_one_ensemble_module_reruns_exactly_the_jobs_whose_stage_imports_it(copied_repo_run):
+    tmp, repo = copied_repo_run
+    sidecar = repo / "whatnext" / "ensemble" / "sidecar.py"
+    original = sidecar.read_text()
+    sidecar.write_text(original + "\n# a change to the sidecar's code\n")
+    try:
+        result = snakemake(tmp, tmp / "smoke.yaml", "--dry-run", repo=repo)
+    finally:
+        sidecar.write_text(original)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert job_counts(result.stdout) == {"sidecar": 1, "submission": 1, "all": 1}, planned_with_reasons(result.stdout)
+    sidecar_job = next(job for job in dry_run_jobs(result.stdout) if job.rule == "sidecar")
+    assert "params" in sidecar_job.fields["reason"].lower(), sidecar_job.fields
+    unchanged = snakemake(tmp, tmp / "smoke.yaml", "--dry-run", repo=repo)
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr, planned_with_reasons(unchanged.stdout)
 
 
 def test_changing_a_last_round_member_reruns_only_that_member_and_the_ensemble(finished_smoke_run):
