@@ -28,16 +28,19 @@ def pixel_statistics(preset: str, clips: int = 12) -> dict[str, float]:
     object_area: fraction of the frame the moving object covers (pixels that differ from the scene
     rendered without it); object_contrast: mean |frame - scene| on those pixels (grey levels);
     camera_motion: mean |scene at t=0.4 - scene at t=0| (grey levels; 0 for a still camera);
-    background_contrast: std of the scene's grey levels.
+    background_contrast: std of the scene's grey levels; position_spread: std over clips of the moving
+    object's centre (frame fractions, mean of x and y): how little where things are says about the class.
     """
     look = get_look(preset)
-    area, contrast, motion, background = [], [], [], []
+    area, contrast, motion, background, centres = [], [], [], [], []
     for i in range(clips):
         scene = sample_scene(np.random.default_rng([7, i]), look.size, look)
         frame = render_clip(PROGRAMS[MOVING_DOWN], scene, (0.2,))[0].astype(float)
         empty = render_frame([], scene, scene.flip_coin, 0.2).astype(float)
         changed = np.abs(frame - empty).max(axis=-1) > 8
         area.append(changed.mean())
+        ys, xs = np.nonzero(changed)
+        centres.append((xs.mean() / look.size, ys.mean() / look.size))
         contrast.append(np.abs(frame - empty).mean(axis=-1)[changed].mean())
         start, end = (render_frame([], scene, False, t).astype(float) for t in (CLIP_TIMES[0], CLIP_TIMES[-1]))
         motion.append(np.abs(end - start).mean())
@@ -47,6 +50,7 @@ def pixel_statistics(preset: str, clips: int = 12) -> dict[str, float]:
         "object_contrast": float(np.mean(contrast)),
         "camera_motion": float(np.mean(motion)),
         "background_contrast": float(np.mean(background)),
+        "position_spread": float(np.std(centres, axis=0).mean()),
     }
 
 
@@ -81,6 +85,12 @@ def test_the_hard_presets_have_smaller_fainter_objects_and_a_moving_camera(stati
         assert statistics[hard]["camera_motion"] > 2.0, statistics[hard]
     assert statistics[HELD_OUT]["object_contrast"] < 0.75 * classic["object_contrast"]
     assert statistics["handheld"]["camera_motion"] > 2.0
+
+
+def test_every_preset_but_classic_moves_the_action_about_the_frame(statistics):
+    for name in PRESETS:
+        if name != "classic":
+            assert statistics[name]["position_spread"] > 1.5 * statistics["classic"]["position_spread"], name
 
 
 def test_the_held_out_preset_is_marked_and_its_scene_source_is_its_own():

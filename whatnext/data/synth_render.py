@@ -114,24 +114,25 @@ class Camera:
 
 @dataclass(frozen=True)
 class Geometry:
-    """Where frame fractions land on a scene's background: frame side ``size`` px, drawn at ``zoom``
-    about the frame centre, on a background with ``margin`` px more on every side (the room the camera
-    moves in; 0 for a still camera)."""
+    """Where frame fractions land on a scene's background: frame side ``size`` px, the action drawn at
+    ``zoom`` about the frame centre and moved by ``shift`` (x, y; frame fractions), on a background with
+    ``margin`` px more on every side (the room the camera moves in; 0 for a still camera)."""
 
     size: int
     zoom: float = 1.0
     margin: int = 0
+    shift: tuple[float, float] = (0.0, 0.0)
 
     @property
     def scale(self) -> float:
         """Pixels per frame fraction of an object's size."""
         return self.size * self.zoom
 
-    def px(self, u: float) -> float:
-        """A frame fraction (either axis) as a pixel coordinate on the background."""
+    def px(self, u: float, axis: int) -> float:
+        """A frame fraction along ``axis`` (0: x, 1: y) as a pixel coordinate on the background."""
         if self.zoom != 1.0:  # the identity is skipped, not computed: the classic look stays bitwise
             u = 0.5 + (u - 0.5) * self.zoom
-        return u * self.size + self.margin
+        return (u + self.shift[axis]) * self.size + self.margin
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,10 @@ def sample_scene(rng: np.random.Generator, size: int, look: Look | str = DEFAULT
     bg = np.asarray(_background(rng, size + 2 * margin, look), dtype=np.float32)
     own, flat = look.background_mix  # the classic look dims the photo: the action stands out
     background = Image.fromarray((own * bg + flat * bg.mean()).astype(np.uint8))
-    geometry = Geometry(size, look.zoom, margin)
+    shift = (0.0, 0.0)
+    if look.shift > 0:  # drawn only when used: the classic look's stream of draws stays as it was
+        shift = (float(rng.uniform(-look.shift, look.shift)), float(rng.uniform(-look.shift, look.shift)))
+    geometry = Geometry(size, look.zoom, margin, shift)
     for _ in range(int(rng.integers(look.clutter[0], look.clutter[1] + 1))):  # static distractors, no part in the action
         side = float(rng.uniform(0.12, 0.22))
         clutter = Layer("clutter", float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.1, 0.9)), side, side, float(rng.uniform(-40, 40)))
@@ -345,8 +349,8 @@ def _paste(canvas: Image.Image, sprite: Image.Image, layer: Layer, geometry: Geo
         img = img.transpose(Image.FLIP_TOP_BOTTOM)
     if layer.angle:
         img = img.rotate(layer.angle, resample=Image.BILINEAR, expand=True)
-    x0 = round(geometry.px(layer.cx) - img.width / 2)
-    y0 = round(geometry.px(layer.cy) - img.height / 2)
+    x0 = round(geometry.px(layer.cx, 0) - img.width / 2)
+    y0 = round(geometry.px(layer.cy, 1) - img.height / 2)
     canvas.paste(img, (x0, y0), img)
 
 
@@ -371,11 +375,11 @@ def render_frame(draw_list: list, scene: Scene, flip: bool, t: float = 0.5) -> n
         elif isinstance(item, Dots):
             r = max(0.6, item.radius * geometry.scale)
             for x, y in item.xy:
-                px, py = geometry.px(x), geometry.px(y)
+                px, py = geometry.px(x, 0), geometry.px(y, 1)
                 pen.ellipse((px - r, py - r, px + r, py + r), fill=scene.particle_rgb)
         else:
             width = max(1, round(geometry.scale / 40))
-            ends = (geometry.px(item.x0), geometry.px(item.y0), geometry.px(item.x1), geometry.px(item.y1))
+            ends = (geometry.px(item.x0, 0), geometry.px(item.y0, 1), geometry.px(item.x1, 0), geometry.px(item.y1, 1))
             pen.line(ends, fill=(20, 20, 20), width=width)
     frame = np.asarray(_through_camera(canvas, scene, t)).astype(np.float32) * scene.gain
     frame = frame.clip(0, 255).astype(np.uint8)
