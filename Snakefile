@@ -30,6 +30,7 @@ if not FROM_CACHES:
     include: "rules/pseudo.smk"
 
 
+include: "rules/baseline.smk"
 include: "rules/ensemble.smk"
 include: "rules/report.smk"
 

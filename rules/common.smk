@@ -332,6 +332,15 @@ def final_test_probs():
     return f"{R}/ensemble/stacker/train-test.npz"
 
 
+# The pixel baseline's folder; its name is the baseline's member id in the caches' provenance.
+BASELINE_DIR = f"{R}/baseline"
+
+
+def baseline_cache(split):
+    """The pixel baseline's probability cache of ``split`` (fit on train), read like a member's."""
+    return f"{BASELINE_DIR}/train-{split}.npz"
+
+
 def report_assets():
     return [
         f"{R}/report/{name}"
@@ -345,9 +354,10 @@ def report_assets():
 
 
 def final_outputs():
-    """The default target's inputs: the submission, the analysis and the report assets."""
+    """The default target's inputs: the submission, the baseline's, the analysis and the report assets."""
     return [
         f"{R}/submission.csv",
+        f"{BASELINE_DIR}/submission.csv",
         f"{R}/analysis/error_decomposition/summary.json",
         f"{R}/ensemble/calibration/table.md",
         *report_assets(),

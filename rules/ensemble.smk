@@ -26,6 +26,7 @@ rule member_list:
 rule stacker:
     input:
         unpack(final_ensemble_inputs()),
+        baseline=baseline_cache("val"),
     output:
         submission=f"{R}/ensemble/stacker/submission.csv",
         report=f"{R}/ensemble/stacker/report.json",
@@ -45,7 +46,7 @@ rule stacker:
         folds=config["ensemble"]["folds"],
         seed=config["seed"],
     shell:
-        "python -m whatnext.ensemble.stacker --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --test-probs {output.test_probs} --oof-probs {output.oof_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "python -m whatnext.ensemble.stacker --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --test-probs {output.test_probs} --oof-probs {output.oof_probs} --baseline {input.baseline} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
 
 rule sidecar:

@@ -7,6 +7,7 @@ rule report_assets:
         stacker_report=f"{R}/ensemble/stacker/report.json",
         weights=f"{R}/ensemble/stacker/weights.npz",
         oof_probs=f"{R}/ensemble/stacker/train-val.npz",
+        baseline=baseline_cache("val"),
     output:
         accuracies=report(
             f"{R}/report/accuracies.csv",
@@ -45,4 +46,4 @@ rule report_assets:
         data=data_dir,
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
-        "python -m whatnext.analysis.report_assets --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --stacker-report {input.stacker_report} --weights {input.weights} --oof-probs {input.oof_probs} --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m whatnext.analysis.report_assets --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --stacker-report {input.stacker_report} --weights {input.weights} --oof-probs {input.oof_probs} --baseline {input.baseline} --out-dir {params.out_dir} > {log} 2>&1"

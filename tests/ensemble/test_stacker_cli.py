@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from click.testing import CliRunner
 
+from tests.ensemble.conftest import write_member_list, write_pool
 from whatnext.ensemble.stacker import main
-from whatnext.runtime.prob_cache import read_prob_cache
+from whatnext.runtime.prob_cache import read_prob_cache, write_prob_cache
 
 FAST = ["--folds", "4", "--max-steps", "40", "--patience", "10"]
 
@@ -86,3 +87,41 @@ def test_weights_and_probability_caches_are_written(specialist_pool):
     np.testing.assert_array_equal(test_probs.probs.argmax(axis=1), submission["predicted_class"])
     oof = read_prob_cache(root / "stacker" / "train-val.npz", num_classes=33)
     assert oof.provenance["member"] == "stacker" and len(oof.ids) == len(specialist_pool["labels"])
+
+
+def test_members_that_do_not_beat_the_baseline_are_flagged_and_one_above_is_not(tmp_path):
+    strength = np.stack([np.full(33, 6.0, np.float32), np.full(33, 0.2, np.float32)])  # m0 strong, m1 weak
+    data, caches, members, labels = write_pool(tmp_path, strength, num_val=240, num_test=40)
+    val_ids = pd.read_csv(data / "val.csv", dtype=str)["video_id"].to_numpy()
+    predicted = np.where(np.arange(len(labels)) % 2 == 0, labels, (labels + 1) % 33)  # right on every other clip
+    baseline = tmp_path / "baseline" / "train-val.npz"
+    write_prob_cache(baseline, val_ids[::-1], np.eye(33, dtype=np.float32)[predicted][::-1] * 0.9 + 0.1 / 33, {"member": "baseline"})
+    report = tmp_path / "r.json"
+    result = run(["--cache-dir", caches, "--members", write_member_list(tmp_path / "m.txt", members), "--data", data,
+                  "--out", tmp_path / "sub.csv", "--report", report, "--baseline", baseline])
+    assert result.exit_code == 0, result.output
+    content = json.loads(report.read_text())
+    floor = content["baseline"]["held_out"]["accuracy"]["mean"]
+    assert abs(floor - 0.5) < 0.05  # read in the data dir's clip order although written reversed
+    assert content["members_held_out"]["m0"]["accuracy"]["mean"] > floor > content["members_held_out"]["m1"]["accuracy"]["mean"]
+    assert content["members_below_baseline"] == ["m1"]
+    assert "member m1 does not beat the baseline" in result.output and "member m0 does not" not in result.output
+    assert "baseline" not in content["held_out"]  # scored beside the aggregators, never one of them
+
+
+def test_a_baseline_cache_of_other_clips_is_an_error_naming_it(specialist_pool):
+    baseline = specialist_pool["root"] / "baseline" / "train-val.npz"
+    write_prob_cache(baseline, ["1", "2"], np.full((2, 33), 1 / 33, np.float32), {"member": "baseline"})
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", specialist_pool["member_list"], "--data", specialist_pool["data"],
+                  "--out", specialist_pool["root"] / "sub.csv", "--baseline", baseline])
+    assert result.exit_code == 2 and f"{baseline}: ids are not the val clips" in result.output
+
+
+def test_without_a_baseline_nothing_is_flagged(specialist_pool):
+    report = specialist_pool["root"] / "r.json"
+    result = run(["--cache-dir", specialist_pool["cache"], "--members", specialist_pool["member_list"], "--data", specialist_pool["data"],
+                  "--out", specialist_pool["root"] / "sub.csv", "--report", report])
+    assert result.exit_code == 0, result.output
+    content = json.loads(report.read_text())
+    assert content["baseline"] is None and content["members_below_baseline"] == []
+    assert set(content["members_held_out"]) == {"m0", "m1", "m2"}

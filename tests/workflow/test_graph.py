@@ -37,6 +37,7 @@ PAPER_JOBS = {
     "submission": 1,
     "error_decomposition": 1,
     "report_assets": 1,
+    "baseline": 1,
     "all": 1,
 }
 
@@ -77,7 +78,9 @@ def test_paper_dry_run_has_the_known_job_count_per_rule(paper_dry_run):
 
 
 def test_paper_dry_run_feeds_exactly_95_members_to_the_stacker(paper_dry_run):
-    members = members_read_by(paper_dry_run, "stacker")
+    read = members_read_by(paper_dry_run, "stacker")
+    assert "baseline" in read  # the pixel baseline's cache: scored beside the members, not stacked
+    members = read - {"baseline"}
     assert len(members) == 95
     assert sum(m.startswith("cascade-") for m in members) == 80
 
@@ -280,7 +283,7 @@ def test_ensemble_from_existing_caches_builds_no_training_job(finished_smoke_run
     result = snakemake(tmp, write_config(tmp / "from_caches.yaml", config), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert set(job_counts(result.stdout)) == {
-        "link_challenge_data", "norm_stats", "stacker", "sidecar", "calibration",
+        "link_challenge_data", "norm_stats", "baseline", "stacker", "sidecar", "calibration",
         "submission", "error_decomposition", "report_assets", "all",
     }
 

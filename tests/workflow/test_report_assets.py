@@ -36,13 +36,20 @@ def make_inputs(tmp_path, ensemble_mean=0.8, best_mean=0.6):
     report.write_text(json.dumps({"aggregator": "stacker", "held_out": {
         "stacker": {"accuracy": {"mean": ensemble_mean, "std": 0.1}},
         "best_member": {"accuracy": {"mean": best_mean, "std": 0.1}},
-    }}))
+    }, "baseline": {"member": "baseline", "held_out": {"accuracy": {"mean": 0.6, "std": 0.05}}},
+        "members_held_out": {"cascade-g1-attn-r0": {"accuracy": {"mean": 0.5, "std": 0.1}},
+                             "scratch-x": {"accuracy": {"mean": 0.8, "std": 0.1}}},
+        "members_below_baseline": ["cascade-g1-attn-r0"]}))
+    baseline = tmp_path / "baseline" / "train-val.npz"
+    predicted = VAL_LABELS.copy()
+    predicted[4:] = 5
+    write_prob_cache(baseline, VAL_IDS, one_hot_probs(predicted), {"member": "baseline"})
     weights = tmp_path / "weights.npz"
     np.savez(weights, members=np.array(list(right)), weights=np.full((3, 2, NUM_CLASSES), 0.5))
     oof = tmp_path / "oof.npz"
     write_prob_cache(oof, VAL_IDS, one_hot_probs(VAL_LABELS), {"member": "stacker"})
     args = ["--cache-dir", caches, "--members", members, "--data", data, "--stacker-report", report,
-            "--weights", weights, "--oof-probs", oof, "--out-dir", tmp_path / "out"]
+            "--weights", weights, "--oof-probs", oof, "--baseline", baseline, "--out-dir", tmp_path / "out"]
     return [str(a) for a in args]
 
 
@@ -50,8 +57,20 @@ def test_member_accuracies_are_sorted_best_first(tmp_path):
     result = CliRunner().invoke(main, make_inputs(tmp_path))
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "out" / "accuracies.csv")
-    assert list(table["member"]) == ["scratch-x", "cascade-g1-attn-r0"]
-    assert np.allclose(table["val_top1"], [5 / 6, 3 / 6], atol=1e-4)
+    assert list(table["member"]) == ["scratch-x", "baseline", "cascade-g1-attn-r0"]
+    assert np.allclose(table["val_top1"], [5 / 6, 4 / 6, 3 / 6], atol=1e-4)
+    assert list(table["below_baseline"]) == [False, False, True]
+
+
+def test_held_out_table_puts_the_baseline_beside_the_members_and_the_stacker_and_flags(tmp_path):
+    CliRunner().invoke(main, make_inputs(tmp_path))
+    table = pd.read_csv(tmp_path / "out" / "held_out.csv", index_col=0)
+    assert table.loc["baseline", "kind"] == "baseline" and table.loc["baseline", "mean"] == 0.6
+    assert table.loc["stacker", "kind"] == "aggregator" and table.loc["scratch-x", "kind"] == "member"
+    assert bool(table.loc["cascade-g1-attn-r0", "below_baseline"]) and not bool(table.loc["scratch-x", "below_baseline"])
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["baseline_held_out_accuracy"] == 0.6 and summary["members_below_baseline"] == ["cascade-g1-attn-r0"]
+    assert abs(summary["baseline_val_accuracy"] - 4 / 6) < 1e-6
 
 
 def test_summary_compares_the_ensemble_with_the_best_member_on_held_out_folds(tmp_path):

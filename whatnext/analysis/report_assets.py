@@ -1,17 +1,21 @@
 """The files the workflow's HTML report shows, from probability caches and the stacker's outputs.
 
 ``python -m whatnext.analysis.report_assets --cache-dir DIR --members FILE --data DATA
---stacker-report R.json --weights W.npz --oof-probs OOF.npz --out-dir OUT`` writes
+--stacker-report R.json --weights W.npz --oof-probs OOF.npz [--baseline B.npz] --out-dir OUT`` writes
 
-- ``OUT/accuracies.csv``: every member's validation top-1 (its ``train-val`` cache), best first;
+- ``OUT/accuracies.csv``: every member's validation top-1 (its ``train-val`` cache), best first, with
+  the pixel baseline's (``--baseline``: its ``train-val`` cache) as a row of its own and
+  ``below_baseline`` true for each member whose held-out accuracy does not beat the baseline's;
 - ``OUT/held_out.csv``: nested-CV held-out accuracy (mean, std over folds) of the stacker and its
-  baselines (``best_member``: the best single member picked inside each fold), from the report;
+  baselines (``best_member``: the best single member picked inside each fold), of the pixel
+  baseline and of every member alone, on the same folds, from the report (``kind``: aggregator,
+  baseline or member; ``below_baseline`` flags members);
 - ``OUT/cascade_table.csv`` and ``.html``: validation top-1 by generation x head (see cascade_table);
 - ``OUT/confusion.png``: row-normalised validation confusion matrices of the best member and of the
   stacker's out-of-fold predictions;
 - ``OUT/stacker_weights.png``: the stacker's per-class member weights [M, C], mean over folds;
-- ``OUT/summary.json``: the ensemble's and the best member's held-out accuracy, and whether the
-  ensemble beats it.
+- ``OUT/summary.json``: the ensemble's, the best member's and the baseline's held-out accuracy,
+  whether the ensemble beats the best member, and the members below the baseline.
 """
 
 from __future__ import annotations
@@ -31,13 +35,25 @@ from whatnext.runtime.atomic import atomic_open, atomic_path, write_json
 from whatnext.runtime.prob_cache import ProbCacheError, cache_path, read_prob_cache
 
 
+def cache_accuracy(path: str | Path, val_ids: np.ndarray, val_labels: np.ndarray) -> float:
+    """Validation top-1 of a ``train-val`` cache (its ids must be the val clips, in order)."""
+    cache = read_prob_cache(path, expected_ids=val_ids)
+    return float((cache.probs.argmax(axis=1) == val_labels).mean())
+
+
 def member_accuracies(cache_dir: str | Path, members: list[str], val_ids: np.ndarray, val_labels: np.ndarray) -> pd.Series:
     """Validation top-1 of each member's ``train-val`` cache, best first (ids must be the val clips)."""
-    scores = {}
-    for member in members:
-        cache = read_prob_cache(cache_path(cache_dir, member, "train", "val"), expected_ids=val_ids)
-        scores[member] = float((cache.probs.argmax(axis=1) == val_labels).mean())
+    scores = {member: cache_accuracy(cache_path(cache_dir, member, "train", "val"), val_ids, val_labels) for member in members}
     return pd.Series(scores, name="val_top1").sort_values(ascending=False, kind="stable")
+
+
+def accuracy_table(accuracies: pd.Series, baseline_accuracy: float | None, below_baseline: list[str]) -> pd.DataFrame:
+    """Members' val top-1 with the baseline's as a row of its own, best first; ``below_baseline`` flags."""
+    table = accuracies.to_frame()
+    table["below_baseline"] = [member in below_baseline for member in table.index]
+    if baseline_accuracy is not None:
+        table.loc["baseline"] = [baseline_accuracy, False]
+    return table.sort_values("val_top1", ascending=False, kind="stable")
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -92,9 +108,17 @@ def plot_weights(weights: np.ndarray, members: list[str], path: Path) -> None:
 
 
 def held_out_table(report: dict) -> pd.DataFrame:
-    """Held-out accuracy (mean, std over folds) of every aggregator in a stacker report."""
-    rows = {name: scores["accuracy"] for name, scores in report["held_out"].items()}
-    return pd.DataFrame({"mean": {k: v["mean"] for k, v in rows.items()}, "std": {k: v["std"] for k, v in rows.items()}})
+    """Held-out accuracy (mean, std over folds) of every aggregator, the pixel baseline and every member
+    alone in a stacker report; ``kind`` says which, ``below_baseline`` flags members."""
+    rows = [(name, "aggregator", scores) for name, scores in report["held_out"].items()]
+    if report.get("baseline"):
+        rows.append((report["baseline"]["member"], "baseline", report["baseline"]["held_out"]))
+    rows += [(name, "member", scores) for name, scores in report.get("members_held_out", {}).items()]
+    below = set(report.get("members_below_baseline", []))
+    return pd.DataFrame(
+        [{"mean": s["accuracy"]["mean"], "std": s["accuracy"]["std"], "kind": kind, "below_baseline": name in below} for name, kind, s in rows],
+        index=pd.Index([name for name, _, _ in rows]),
+    )
 
 
 def _write_csv(frame: pd.DataFrame | pd.Series, path: Path, **kwargs) -> None:
@@ -109,8 +133,9 @@ def _write_csv(frame: pd.DataFrame | pd.Series, path: Path, **kwargs) -> None:
 @click.option("--stacker-report", required=True, type=click.Path(dir_okay=False, exists=True), help="The stacker's --report JSON.")
 @click.option("--weights", "weights_path", required=True, type=click.Path(dir_okay=False, exists=True), help="The stacker's --weights npz.")
 @click.option("--oof-probs", required=True, type=click.Path(dir_okay=False, exists=True), help="The stacker's --oof-probs cache.")
+@click.option("--baseline", "baseline_cache", type=click.Path(dir_okay=False, exists=True), help="The pixel baseline's train-val cache.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False), help="Folder to write the assets to.")
-def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_probs, out_dir) -> None:
+def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_probs, baseline_cache, out_dir) -> None:
     """Write the report assets: accuracies, cascade table, confusion matrices, stacker weights."""
     out = Path(out_dir)
     num_classes = load_class_table().num_classes
@@ -118,6 +143,7 @@ def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_pr
         members = read_member_list(members_file)
         val = read_clip_labels(data_dir, "val", num_classes)
         accuracies = member_accuracies(cache_dir, members, val.ids, val.labels)
+        baseline_accuracy = None if baseline_cache is None else cache_accuracy(baseline_cache, val.ids, val.labels)
         stacked = read_prob_cache(oof_probs, num_classes=num_classes, expected_ids=val.ids)
     except (MemberError, ClipLabelsError, ProbCacheError) as err:
         raise click.ClickException(str(err)) from None
@@ -127,7 +153,8 @@ def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_pr
     with np.load(weights_path, allow_pickle=False) as saved:
         weights, weight_members = saved["weights"].mean(axis=0), [str(m) for m in saved["members"]]
 
-    _write_csv(accuracies, out / "accuracies.csv", index_label="member")
+    below_baseline = report.get("members_below_baseline", [])
+    _write_csv(accuracy_table(accuracies, baseline_accuracy, below_baseline), out / "accuracies.csv", index_label="member")
     held_out = held_out_table(report)
     _write_csv(held_out, out / "held_out.csv", index_label="aggregator")
     table = cascade_table(accuracies.to_dict())
@@ -151,6 +178,9 @@ def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_pr
         "best_member_val_accuracy": float(accuracies.iloc[0]),
         "best_member": best,
         "ensemble_beats_best_member": bool(ensemble > best_in_fold),
+        "baseline_held_out_accuracy": report["baseline"]["held_out"]["accuracy"]["mean"] if report.get("baseline") else None,
+        "baseline_val_accuracy": baseline_accuracy,
+        "members_below_baseline": below_baseline,
         "num_members": len(members),
     }
     write_json(out / "summary.json", summary)

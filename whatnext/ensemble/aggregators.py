@@ -3,7 +3,8 @@
 Each aggregator yields ``fold_probs`` float32 [F, n_val, C] (what fold f's model says about
 every validation clip; only its held-out clips are scored) and ``test_probs`` [n_test, C]
 (the bag over folds). Baselines here: the flat prior (mean of log-probabilities, nothing
-fitted) and the best single member (chosen per fold on its train and probe clips).
+fitted) and the best single member (chosen per fold on its train and probe clips); a single
+member or the pixel baseline is scored on the same folds through ``same_in_every_fold``.
 The stacker is :mod:`whatnext.ensemble.stacker_model`.
 """
 
@@ -25,13 +26,24 @@ class Aggregated:
     test_probs: np.ndarray  # float32 [n_test, C], rows sum to 1
 
     def held_out_scores(self, labels: np.ndarray, folds: NestedFolds) -> dict:
-        """Accuracy, NLL (nats) and ECE on each fold's held-out clips, mean and spread over folds."""
-        held_out = folds.held_out()
-        return {
-            "accuracy": summary(fold_accuracy(self.fold_probs, labels, held_out)),
-            "nll": summary(fold_nll(self.fold_probs, labels, held_out)),
-            "ece": summary(fold_ece(self.fold_probs, labels, held_out)),
-        }
+        return held_out_scores(self.fold_probs, labels, folds)
+
+
+def held_out_scores(fold_probs: np.ndarray, labels: np.ndarray, folds: NestedFolds) -> dict:
+    """Accuracy, NLL (nats) and ECE of fold_probs [F, n_val, C] on each fold's held-out clips, mean and
+    spread over folds."""
+    held_out = folds.held_out()
+    return {
+        "accuracy": summary(fold_accuracy(fold_probs, labels, held_out)),
+        "nll": summary(fold_nll(fold_probs, labels, held_out)),
+        "ece": summary(fold_ece(fold_probs, labels, held_out)),
+    }
+
+
+def same_in_every_fold(val_probs: np.ndarray, folds: NestedFolds) -> np.ndarray:
+    """[F, n_val, C] view of val_probs [n_val, C]: predictions fitted without the validation labels (a
+    member alone, the pixel baseline), scored on the folds' held-out chunks like the aggregators."""
+    return np.broadcast_to(val_probs, (folds.num_folds, *val_probs.shape))
 
 
 def flat_prior(val_log_probs: torch.Tensor, test_log_probs: torch.Tensor, folds: NestedFolds) -> Aggregated:
@@ -40,8 +52,7 @@ def flat_prior(val_log_probs: torch.Tensor, test_log_probs: torch.Tensor, folds:
     def probs(log_probs: torch.Tensor) -> np.ndarray:
         return torch.softmax(log_probs.mean(dim=1).T, dim=-1).numpy()
 
-    val = probs(val_log_probs)
-    return Aggregated("mean_log_probs", np.broadcast_to(val, (folds.num_folds, *val.shape)), probs(test_log_probs))
+    return Aggregated("mean_log_probs", same_in_every_fold(probs(val_log_probs), folds), probs(test_log_probs))
 
 
 def best_member(val_probs: np.ndarray, test_probs: np.ndarray, labels: np.ndarray, folds: NestedFolds) -> Aggregated:

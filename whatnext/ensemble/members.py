@@ -88,7 +88,7 @@ def request_key(fit: str, split: str) -> str:
     return f"{fit}-{split}"
 
 
-def _aligned_probs(path: Path, request: CacheRequest, num_classes: int) -> tuple[np.ndarray, bool]:
+def aligned_probs(path: Path, request: CacheRequest, num_classes: int) -> tuple[np.ndarray, bool]:
     """The cache's probs in the request's clip order, and whether it had to be re-ordered."""
     cache = read_prob_cache(path, num_classes=num_classes)
     if np.array_equal(cache.ids, request.ids):
@@ -134,7 +134,7 @@ def load_members(
                 raise ProbCacheError(f"{Path(cache_dir) / member}: no cache folder for this member (unknown member?)", "unknown member")
             for request in requests:
                 path = cache_path(cache_dir, member, request.fit, request.split)
-                probs, was_reordered = _aligned_probs(path, request, num_classes)
+                probs, was_reordered = aligned_probs(path, request, num_classes)
                 loaded[request_key(request.fit, request.split)] = probs
                 if was_reordered:
                     member_reordered.append(f"{member}: {path}")

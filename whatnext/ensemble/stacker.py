@@ -8,8 +8,11 @@ stacker per fold of a nested CV on the validation labels (:mod:`nested_cv`,
 
 - ``--out``: the submission (arg-max of the bag over the folds' models on the test caches);
 - ``--report``: JSON with the held-out accuracy, NLL and ECE (mean and spread over folds) of
-  the stacker and of the baselines (mean of log-probabilities, best single member), the
-  members used, every member skipped and why, caches re-ordered by id, settings and timing;
+  the stacker and of the baselines (mean of log-probabilities, best single member), of every
+  member alone and, with ``--baseline``, of the pixel baseline (``whatnext.baseline``; its
+  ``train-val`` cache, scored on the same folds, never stacked) with the members that do not
+  beat it (``members_below_baseline``, also listed on stderr); the members used, every member
+  skipped and why, caches re-ordered by id, settings and timing;
 - ``--weights``: npz with ``members`` [M], ``weights`` [F, M, C] (softmax of R), ``R``,
   ``bias`` [F, C], ``best_step`` [F], ``val_ids`` [n] and ``chunk`` [n] (each clip's fold);
 - ``--test-probs`` (optional): the bagged test probabilities as a probability cache, for
@@ -33,10 +36,18 @@ import numpy as np
 import torch
 
 from whatnext.data.class_table import load_class_table
-from whatnext.ensemble.aggregators import Aggregated, best_member, flat_prior
+from whatnext.ensemble.aggregators import Aggregated, best_member, flat_prior, held_out_scores, same_in_every_fold
 from whatnext.ensemble.batched_fit import FitConfig
 from whatnext.ensemble.clip_labels import ClipLabels, ClipLabelsError, read_clip_labels
-from whatnext.ensemble.members import CacheRequest, MemberError, MemberStack, load_members, read_member_list, request_key
+from whatnext.ensemble.members import (
+    CacheRequest,
+    MemberError,
+    MemberStack,
+    aligned_probs,
+    load_members,
+    read_member_list,
+    request_key,
+)
 from whatnext.ensemble.nested_cv import NestedFolds, make_nested_folds
 from whatnext.ensemble.scoring import out_of_fold
 from whatnext.ensemble.stacker_model import StackerFit, class_major_log_probs, fit_stacker
@@ -46,6 +57,7 @@ from whatnext.runtime.errors import BadInput
 from whatnext.runtime.prob_cache import write_prob_cache
 
 STACKER_MEMBER_ID = "stacker"
+BASELINE_ID = "baseline"
 
 
 @dataclass
@@ -87,6 +99,7 @@ class StackerRun:
     config: FitConfig
     seed: int
     fit_seconds: float
+    baseline: np.ndarray | None = None  # the pixel baseline's val probs [n_val, C]: scored beside the members, never stacked
 
     @property
     def stacker(self) -> Aggregated:
@@ -97,6 +110,29 @@ class StackerRun:
         """Held-out accuracy, NLL and ECE of every aggregator, by name."""
         labels = self.inputs.val.labels
         return {name: agg.held_out_scores(labels, self.folds) for name, agg in self.aggregates.items()}
+
+    @cached_property
+    def member_scores(self) -> dict[str, dict]:
+        """Held-out accuracy, NLL and ECE of every stacked member alone, on the same folds."""
+        labels, probs = self.inputs.val.labels, self.inputs.val_probs
+        return {
+            member: held_out_scores(same_in_every_fold(probs[i], self.folds), labels, self.folds)
+            for i, member in enumerate(self.inputs.stack.members)
+        }
+
+    @cached_property
+    def baseline_scores(self) -> dict | None:
+        """Held-out accuracy, NLL and ECE of the pixel baseline on the same folds (None without one)."""
+        if self.baseline is None:
+            return None
+        return held_out_scores(same_in_every_fold(self.baseline, self.folds), self.inputs.val.labels, self.folds)
+
+    def members_below_baseline(self) -> list[str]:
+        """Members whose mean held-out accuracy does not beat the baseline's (none without a baseline)."""
+        if self.baseline_scores is None:
+            return []
+        floor = self.baseline_scores["accuracy"]["mean"]
+        return [m for m, scores in self.member_scores.items() if scores["accuracy"]["mean"] <= floor]
 
     def strongest(self) -> Aggregated:
         """The aggregator with the highest mean held-out accuracy (ties: the stacker first)."""
@@ -118,6 +154,9 @@ class StackerRun:
             "fit_config": vars(self.config),
             "held_out": self.scores,
             "held_out_accuracy": self.scores[STACKER_MEMBER_ID]["accuracy"],
+            "members_held_out": self.member_scores,
+            "baseline": None if self.baseline is None else {"member": BASELINE_ID, "held_out": self.baseline_scores},
+            "members_below_baseline": self.members_below_baseline(),
             "best_step": self.fit.best_step.tolist(),
             "steps_run": self.fit.steps_run,
             "fit_seconds": self.fit_seconds,
@@ -125,8 +164,17 @@ class StackerRun:
         }
 
 
-def run_stacker(inputs: StackingInputs, num_folds: int, seed: int, config: FitConfig) -> StackerRun:
-    """Fit the stacker on nested folds of the validation clips and bag it over the test clips."""
+def load_baseline(path: str | Path, val: ClipLabels, num_classes: int) -> np.ndarray:
+    """The baseline's validation probabilities [n_val, C] in ``val``'s clip order (a cache holding
+    exactly the validation clips; ProbCacheError naming the file otherwise)."""
+    probs, _ = aligned_probs(Path(path), CacheRequest("train", "val", val.ids), num_classes)
+    return probs
+
+
+def run_stacker(inputs: StackingInputs, num_folds: int, seed: int, config: FitConfig,
+                baseline_val_probs: np.ndarray | None = None) -> StackerRun:
+    """Fit the stacker on nested folds of the validation clips and bag it over the test clips; the
+    baseline's validation probabilities [n_val, C], if given, are scored on the same folds."""
     labels = inputs.val.labels
     folds = make_nested_folds(labels, num_folds, seed)
     val_log_probs = class_major_log_probs(inputs.val_probs)
@@ -143,7 +191,7 @@ def run_stacker(inputs: StackingInputs, num_folds: int, seed: int, config: FitCo
             best_member(inputs.val_probs, inputs.test_probs, labels, folds),
         )
     }
-    return StackerRun(inputs, folds, fit, aggregates, config, seed, fit_seconds)
+    return StackerRun(inputs, folds, fit, aggregates, config, seed, fit_seconds, baseline_val_probs)
 
 
 def write_weights(path: str | Path, run: StackerRun) -> None:
@@ -191,6 +239,7 @@ def stacking_options(command):
         click.option("--patience", default=FitConfig.patience, show_default=True, type=click.IntRange(1), help="Early-stopping patience (steps)."),
         click.option("--penalty", default=FitConfig.penalty, show_default=True, type=click.FloatRange(0), help="Tikhonov strength toward the flat prior."),
         click.option("--select-on", type=click.Choice(["error", "nll"]), default=FitConfig.select_on, show_default=True, help="Probe score for early stopping."),
+        click.option("--baseline", "baseline_path", type=click.Path(dir_okay=False), help="The pixel baseline's train-val cache: scored on the same folds; members that do not beat it are flagged."),
         click.option("--strict", is_flag=True, help="Fail instead of skipping an unusable member."),
         click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch CPU threads (more only on an otherwise idle machine)."),
     ]
@@ -200,7 +249,8 @@ def stacking_options(command):
 
 
 def run_stage(test_fit: str, cache_dir, members_file, data_dir, out_path, report_path, weights_path, test_probs_path,
-              oof_probs_path, num_folds, seed, lr, max_steps, patience, penalty, select_on, strict, threads) -> StackerRun:
+              oof_probs_path, num_folds, seed, lr, max_steps, patience, penalty, select_on, baseline_path, strict,
+              threads) -> StackerRun:
     """Everything a stacking CLI does, with errors as ClickException naming the file or member."""
     torch.set_num_threads(threads)
     out_path = Path(out_path)
@@ -209,7 +259,9 @@ def run_stage(test_fit: str, cache_dir, members_file, data_dir, out_path, report
         inputs = load_stacking_inputs(cache_dir, members, data_dir, test_fit=test_fit, strict=strict)
         for skip in inputs.stack.skipped:
             click.echo(f"skipped member {skip.member} ({skip.reason}): {skip.detail}", err=True)
-        run = run_stacker(inputs, num_folds, seed, FitConfig(lr=lr, max_steps=max_steps, patience=patience, penalty=penalty, select_on=select_on))
+        baseline = None if baseline_path is None else load_baseline(baseline_path, inputs.val, load_class_table().num_classes)
+        config = FitConfig(lr=lr, max_steps=max_steps, patience=patience, penalty=penalty, select_on=select_on)
+        run = run_stacker(inputs, num_folds, seed, config, baseline)
         submission = build_submission(inputs.test.ids, inputs.test.ids, run.stacker.test_probs.argmax(axis=1), run.stacker.test_probs.shape[1])
     except (MemberError, ClipLabelsError, SubmissionError, ValueError) as err:
         raise BadInput(str(err)) from None
@@ -218,9 +270,16 @@ def run_stage(test_fit: str, cache_dir, members_file, data_dir, out_path, report
         write_prob_cache(test_probs_path, inputs.test.ids, run.stacker.test_probs, provenance(run, "test"))
     if oof_probs_path:
         write_prob_cache(oof_probs_path, inputs.val.ids, run.out_of_fold_probs(), provenance(run, "val"))
-    write_json(report_path or out_path.with_suffix(".report.json"), run.report())
+    report = run.report()
+    write_json(report_path or out_path.with_suffix(".report.json"), report)
     write_submission(out_path, submission)
-    accuracy = run.report()["held_out_accuracy"]
+    accuracy = report["held_out_accuracy"]
+    for member in report["members_below_baseline"]:
+        click.echo(
+            f"member {member} does not beat the baseline: held-out accuracy {run.member_scores[member]['accuracy']['mean']:.4f}"
+            f" <= {run.baseline_scores['accuracy']['mean']:.4f}",
+            err=True,
+        )
     stack = inputs.stack
     click.echo(
         f"{len(stack.members)} members used, {len(stack.skipped)} skipped; nested-CV held-out accuracy "
