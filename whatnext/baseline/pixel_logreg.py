@@ -27,7 +27,7 @@ from whatnext.ensemble.aggregators import held_out_scores, same_in_every_fold
 from whatnext.ensemble.nested_cv import make_nested_folds
 from whatnext.inference.submission import SubmissionError, build_submission, write_submission
 from whatnext.runtime.atomic import write_json
-from whatnext.runtime.cli_options import BadInput
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.prob_cache import write_prob_cache
 
 DEFAULT_C = 0.01
