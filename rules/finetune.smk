@@ -102,6 +102,7 @@ rule finetune_jepa:
         mem_mb=gpu_mem_mb("finetune_jepa"),
     params:
         **finetune_params("jepa"),
+        code=stage_fingerprint("whatnext.finetune.track_a_jepa"),
         data=data_dir,
         resume=resume_dir,
     shell:
