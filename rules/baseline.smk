@@ -21,6 +21,7 @@ rule baseline:
         CONDA_ENV
     threads: 1
     params:
+        code=stage_fingerprint("whatnext.baseline.pixel_logreg"),
         data=data_dir,
         out_dir=lambda wildcards, output: os.path.dirname(output.report),
         folds=config["ensemble"]["folds"],
