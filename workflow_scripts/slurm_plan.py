@@ -8,6 +8,11 @@ it would when submitting, the GPU rules' deadline-aware runtimes included) and p
 partition, GPUs, CPUs and memory per job and the time limits of its jobs at their first attempt, with
 the GPU-hours those limits reserve (sum over jobs of GPUs x limit) and the total. Jobs the runtime
 model reports as not fitting the deadline or the partition maximum are listed after the table.
+Then the check before submitting (exit 1 if it finds any): every Slurm job, or group job (its jobs'
+limits summed along its internal dependencies), whose limit exceeds its partition's MaxTime (from
+``scontrol``, ``--partition-max``, or the profile's ``max_runtime_min`` for the GPU partition) or runs
+past the deadline, named with its rules and wildcards; Slurm itself would leave the first pending
+silently and kill the second unfinished.
 If the config reads challenge data that is not on this machine, a stand-in folder with the challenge's
 split sizes (CSV rows only; frames.zip empty) is used, since the plan only counts clips.
 """
@@ -27,11 +32,15 @@ from pathlib import Path
 import click
 import yaml
 
-from workflow_scripts.graph_table import dry_run_jobs
-from workflow_scripts.time_limits import workflow_files, workflow_rule_names
+from workflow_scripts.time_limits import GOVERNED_RULES, workflow_files, workflow_rule_names
 
 DAG_EDGE = re.compile(r"^\s*(\d+) -> (\d+)", re.MULTILINE)
 LOCALRULES_BLOCK = re.compile(r"^localrules:\s*\n((?:[ \t]+[A-Za-z0-9_, \t]+\n?)+)", re.MULTILINE)
+
+
+GROUP_HEADER = re.compile(r"Group job (?P<group>\S+) \(")
+JOB_HEADER = re.compile(r"^(?P<indent>\s*)(?:local)?(?:rule|checkpoint) (?P<rule>\w+):$")
+JOB_FIELD = re.compile(r"^\s+(?P<key>\w+): (?P<value>.*)$")
 
 
 @dataclass
@@ -40,6 +49,11 @@ class PlannedJob:
     jobid: int = -1
     wildcards: dict[str, str] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
+    group: str | None = None  # "NAME#k": the k-th group job of group NAME in the printout (one Slurm job)
+
+    def describe(self) -> str:
+        wildcards = ", ".join(f"{k}={v}" for k, v in self.wildcards.items())
+        return f"{self.rule}[{wildcards}]" if wildcards else self.rule
 
 
 def _pairs(value: str) -> dict[str, str]:
@@ -48,12 +62,29 @@ def _pairs(value: str) -> dict[str, str]:
 
 
 def parse_dry_run(text: str) -> list[PlannedJob]:
-    """The jobs of a ``snakemake -n`` log: rule, wildcards and resources (values as printed)."""
-    return [
-        PlannedJob(job.rule, int(job.fields.get("jobid", -1)), _pairs(job.fields.get("wildcards", "")),
-                   _pairs(job.fields.get("resources", "")))
-        for job in dry_run_jobs(text)
-    ]
+    """The jobs of a ``snakemake -n`` log: rule, wildcards, resources (values as printed) and group job.
+
+    Jobs of a group job are printed indented under its ``Group job NAME (...)`` line; a job printed at
+    the margin belongs to no group.
+    """
+    jobs: list[PlannedJob] = []
+    fields: list[dict[str, str]] = []
+    group, instances = None, defaultdict(int)
+    for line in text.splitlines():
+        if found := GROUP_HEADER.search(line):
+            instances[found["group"]] += 1
+            group = f"{found['group']}#{instances[found['group']]}"
+        elif header := JOB_HEADER.match(line):
+            group = group if header["indent"] else None
+            jobs.append(PlannedJob(header["rule"], group=group))
+            fields.append({})
+        elif (found := JOB_FIELD.match(line)) and jobs:
+            fields[-1].setdefault(found["key"], found["value"])
+    for job, own in zip(jobs, fields):
+        job.jobid = int(own.get("jobid", -1))
+        job.wildcards = _pairs(own.get("wildcards", ""))
+        job.resources = _pairs(own.get("resources", ""))
+    return jobs
 
 
 def local_rule_names(workflow_dir: str | Path) -> set[str]:
@@ -131,6 +162,77 @@ def critical_path(jobs: list[PlannedJob], dot: str, local_rules: set[str]) -> tu
     return finish[end], chain[::-1]
 
 
+def group_limits(jobs: list[PlannedJob], dot: str, local_rules: set[str]) -> dict[str, tuple[int, list[PlannedJob]]]:
+    """Per group job: its limit (minutes) and its jobs. As Snakemake sizes a group job's ``runtime``: the
+    jobs that depend on each other inside the group run one after another (sum over the layers of the
+    group's DAG), the jobs of one layer side by side (their maximum)."""
+    members: dict[str, list[PlannedJob]] = defaultdict(list)
+    for job in jobs:
+        if job.group and job.rule not in local_rules:
+            members[job.group].append(job)
+    parents: dict[int, set[int]] = defaultdict(set)
+    for parent, child in DAG_EDGE.findall(dot):
+        parents[int(child)].add(int(parent))
+    limits = {}
+    for group, inside in members.items():
+        ids = {job.jobid for job in inside}
+        depth: dict[int, int] = {}
+
+        def layer(jobid: int) -> int:
+            if jobid not in depth:
+                depth[jobid] = 1 + max((layer(p) for p in parents[jobid] & ids), default=-1)
+            return depth[jobid]
+
+        by_layer: dict[int, int] = defaultdict(int)
+        for job in inside:
+            by_layer[layer(job.jobid)] = max(by_layer[layer(job.jobid)], _int(job.resources.get("runtime")))
+        limits[group] = (sum(by_layer.values()), inside)
+    return limits
+
+
+def limit_problems(jobs: list[PlannedJob], dot: str, local_rules: set[str], partition_max_min: dict[str, float],
+                   minutes_left: float | None) -> list[str]:
+    """Slurm jobs (a job, or a group job) that cannot run as planned, each named with its rules and wildcards:
+    a limit above its partition's MaxTime (Slurm would leave it pending for ever), or a limit that runs
+    past the deadline (``minutes_left`` from now; the job would be killed unfinished if it needs it all)."""
+    units: list[tuple[str, int, str]] = []  # (what, limit, partition)
+    for group, (limit, inside) in group_limits(jobs, dot, local_rules).items():
+        names = ", ".join(job.describe() for job in inside)
+        units.append((f"group job {group.split('#')[0]} ({names})", limit, inside[0].resources.get("slurm_partition", "-")))
+    units += [(job.describe(), _int(job.resources.get("runtime")), job.resources.get("slurm_partition", "-"))
+              for job in jobs if not job.group and job.rule not in local_rules]
+    problems = []
+    for what, limit, partition in units:
+        most = partition_max_min.get(partition)
+        if most is not None and limit > most:
+            problems.append(f"{what}: limit {limit} min exceeds the MaxTime of partition {partition} ({most:g} min); "
+                            "Slurm would keep it pending")
+        if minutes_left is not None and limit > minutes_left:
+            problems.append(f"{what}: limit {limit} min runs past the deadline ({max(0.0, minutes_left):.0f} min left); "
+                            "it cannot be sure to end before it")
+    return problems
+
+
+def slurm_minutes(text: str) -> float | None:
+    """A Slurm time (``MM:SS``, ``H:MM:SS``, ``D-HH:MM:SS``, ``UNLIMITED``) in minutes; None if unlimited."""
+    if text.upper() in ("UNLIMITED", "INFINITE"):
+        return None
+    days, _, clock = text.rpartition("-")
+    parts = [int(x) for x in clock.split(":")]
+    hours, minutes, seconds = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
+    return int(days or 0) * 1440 + hours * 60 + minutes + seconds / 60
+
+
+def partition_max_times() -> dict[str, float]:
+    """MaxTime (minutes) of each limited partition of the cluster this machine talks to (``scontrol``); {} without one."""
+    try:
+        text = subprocess.run(["scontrol", "show", "partition", "--oneliner"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    found = {name: slurm_minutes(most) for name, most in re.findall(r"PartitionName=(\S+).*?MaxTime=(\S+)", text)}
+    return {name: most for name, most in found.items() if most is not None}
+
+
 def format_chain(chain: list[PlannedJob], local_rules: set[str]) -> str:
     """``ssl_pretrain x10 -> finetune_cascade -> ...``: consecutive jobs of one rule counted."""
     parts: list[list] = []
@@ -184,9 +286,32 @@ def stand_in_challenge_dir(folder: Path) -> Path:
 
 def profile_config_entries(profile: str) -> list[str]:
     """The profile's ``config:`` mapping as ``--config`` entries, formatted as Snakemake formats them."""
-    path = Path(profile) / "config.yaml" if Path(profile).is_dir() else Path(profile)
-    entries = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+    entries = _profile_config(profile)
     return [f"{key}={'' if value is None else value}" for key, value in entries.items()]
+
+
+def _profile_config(profile: str) -> dict:
+    path = Path(profile) / "config.yaml" if Path(profile).is_dir() else Path(profile)
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("config") or {}
+
+
+def profile_partition_max(profile: str, jobs: list[PlannedJob]) -> dict[str, float]:
+    """The profile's ``resources.max_runtime_min`` (the GPU partition's MaxTime) for the partitions of the GPU rules."""
+    most = (_profile_config(profile).get("resources") or {}).get("max_runtime_min")
+    if most in (None, ""):
+        return {}
+    return {job.resources["slurm_partition"]: float(most) for job in jobs
+            if job.rule in GOVERNED_RULES and "slurm_partition" in job.resources}
+
+
+def profile_deadline(profile: str) -> str | None:
+    return _profile_config(profile).get("deadline") or None
+
+
+def minutes_left(deadline: str | None) -> float | None:
+    if not deadline:
+        return None
+    return (datetime.fromisoformat(deadline).astimezone() - datetime.now().astimezone()).total_seconds() / 60
 
 
 def _reads_missing_challenge_data(configfile: str) -> bool:
@@ -200,12 +325,22 @@ def _reads_missing_challenge_data(configfile: str) -> bool:
 @click.option("--configfile", default="configs/paper.yaml", show_default=True, help="Workflow config of the graph.")
 @click.option("--workflow-dir", default=".", show_default=True, type=click.Path(file_okay=False, exists=True), help="Folder holding the Snakefile.")
 @click.option("--deadline", default=None, help="Plan for this ISO 8601 deadline instead of the profile's.")
+@click.option("--partition-max", "partition_max", multiple=True, metavar="NAME=MIN",
+              help="MaxTime of a partition in minutes (repeatable); default: scontrol's, else the profile's "
+                   "resources.max_runtime_min for the GPU rules' partition.")
 @click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
-def main(profile: str, configfile: str, workflow_dir: str, deadline: str | None, snakemake_args: tuple[str, ...]) -> None:
+def main(profile: str, configfile: str, workflow_dir: str, deadline: str | None, partition_max: tuple[str, ...],
+         snakemake_args: tuple[str, ...]) -> None:
     """Print per rule the partition, GPUs, CPUs, memory and time limits a profile would request, and the GPU-hours.
 
-    Extra arguments go to snakemake (not --config: the plan builds it from the profile's).
+    Then every Slurm job or group job whose limit exceeds its partition's MaxTime or runs past the
+    deadline, named with its rules and wildcards (exit 1 if there is one). Extra arguments go to
+    snakemake (not --config: the plan builds it from the profile's).
     """
+    try:
+        given = {name: float(most) for name, _, most in (item.partition("=") for item in partition_max)}
+    except ValueError:
+        raise click.BadParameter(f"{partition_max}: expected NAME=MINUTES", param_hint="--partition-max") from None
     if "--config" in snakemake_args or "-C" in snakemake_args:
         raise click.ClickException("--config would replace the profile's config entries; use --deadline or edit the profile")
     if not Path(configfile).is_file():
@@ -236,13 +371,18 @@ def main(profile: str, configfile: str, workflow_dir: str, deadline: str | None,
     length, chain = critical_path(jobs, dot, local)
     click.echo(f"critical path at these limits (unlimited GPUs, no queueing): {length / 60:.1f} h: {format_chain(chain, local)}")
     if deadline:
-        left = (datetime.fromisoformat(deadline).astimezone() - datetime.now().astimezone()).total_seconds() / 60
+        left = minutes_left(deadline)
         verdict = "fits" if length <= left else f"does NOT fit: {length / 60 - left / 60:.1f} h short"
         click.echo(f"deadline {deadline}: {left / 60:.1f} h left; the critical path {verdict}")
     warnings = [line for line in log.splitlines() if line.startswith("time limits: ")]
     if warnings:
         click.echo(f"\n{len(warnings)} job(s) do not fit the limits:")
         click.echo("\n".join(warnings))
+    problems = limit_problems(jobs, dot, local, {**profile_partition_max(profile, jobs), **partition_max_times(), **given},
+                              minutes_left(deadline or profile_deadline(profile)))
+    if problems:
+        click.echo(f"\n{len(problems)} Slurm job(s) cannot run as planned:\n" + "\n".join(problems))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

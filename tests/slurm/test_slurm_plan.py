@@ -1,8 +1,13 @@
 """The plan command: what a profile would request per rule, and the GPU-hours."""
 
+import subprocess
+import sys
 from pathlib import Path
 
-from workflow_scripts.slurm_plan import critical_path, format_chain, format_plan, local_rule_names, parse_dry_run, plan_by_rule
+import pytest
+
+from workflow_scripts.slurm_plan import (critical_path, format_chain, format_plan, limit_problems, local_rule_names, parse_dry_run,
+                                         plan_by_rule, slurm_minutes)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -68,3 +73,79 @@ def test_critical_path_is_the_longest_chain_of_limits_through_the_dag():
     assert length == 90 + 30 + 120
     assert [job.jobid for job in chain][:3] == [3, 4, 1]
     assert format_chain(chain, {"all"}) == "ssl_pretrain x2 -> stacker"
+
+
+# Two group jobs of group "train" (chained a -> b) as Snakemake 9.27 prints them, then a plain CPU job.
+GROUPED = """\
+[Wed Dec  2 14:30:49 2026] Group job train (jobs in lexicogr. order):
+
+    [Wed Dec  2 14:30:49 2026]
+    rule finetune_scratch:
+        jobid: 2
+        wildcards: name=conv3d, fit=train
+        resources: tmpdir=<TBD>, slurm_partition=gpu, runtime=50, gpu=1
+    [Wed Dec  2 14:30:49 2026]
+    rule cache_probs:
+        jobid: 1
+        wildcards: member=scratch-conv3d, fit=train
+        resources: tmpdir=<TBD>, slurm_partition=gpu, runtime=20, gpu=1
+[Wed Dec  2 14:30:49 2026] Group job train (jobs in lexicogr. order):
+
+    [Wed Dec  2 14:30:49 2026]
+    rule finetune_scratch:
+        jobid: 4
+        wildcards: name=conv2d, fit=train
+        resources: tmpdir=<TBD>, slurm_partition=gpu, runtime=10, gpu=1
+    [Wed Dec  2 14:30:49 2026]
+    rule cache_probs:
+        jobid: 3
+        wildcards: member=scratch-conv2d, fit=train
+        resources: tmpdir=<TBD>, slurm_partition=gpu, runtime=20, gpu=1
+[Wed Dec  2 14:30:49 2026]
+rule stacker:
+    jobid: 5
+    resources: tmpdir=/tmp, slurm_partition=cpu, runtime=120, gpu=0
+"""
+GROUPED_DAG = "digraph {\n\t2 -> 1\n\t4 -> 3\n\t1 -> 5\n\t3 -> 5\n}"
+
+
+def test_grouped_jobs_are_parsed_with_their_group_job():
+    jobs = parse_dry_run(GROUPED)
+    assert [(j.rule, j.jobid, j.group) for j in jobs] == [
+        ("finetune_scratch", 2, "train#1"), ("cache_probs", 1, "train#1"),
+        ("finetune_scratch", 4, "train#2"), ("cache_probs", 3, "train#2"), ("stacker", 5, None)]
+
+
+def test_a_group_job_over_its_partitions_maxtime_is_reported_with_its_rules_and_wildcards():
+    problems = limit_problems(parse_dry_run(GROUPED), GROUPED_DAG, set(), {"gpu": 60, "cpu": 300}, None)
+    assert problems == [
+        "group job train (finetune_scratch[name=conv3d, fit=train], cache_probs[member=scratch-conv3d, fit=train]): "
+        "limit 70 min exceeds the MaxTime of partition gpu (60 min); Slurm would keep it pending"]  # 50 + 20 chained; the other group 30
+
+
+def test_a_job_whose_limit_runs_past_the_deadline_is_reported():
+    problems = limit_problems(parse_dry_run(GROUPED), GROUPED_DAG, set(), {}, minutes_left=100)
+    assert problems == ["stacker: limit 120 min runs past the deadline (100 min left); it cannot be sure to end before it"]
+    assert limit_problems(parse_dry_run(GROUPED), GROUPED_DAG, set(), {"gpu": 70, "cpu": 120}, 120) == []
+
+
+def test_jobs_of_one_layer_of_a_group_count_once():
+    side_by_side = GROUPED_DAG.replace("\t2 -> 1\n", "")  # conv3d's cache no longer waits for its training
+    problems = limit_problems(parse_dry_run(GROUPED), side_by_side, set(), {"gpu": 49}, None)
+    assert [p.split(":")[0] for p in problems] == ["group job train (finetune_scratch[name=conv3d, fit=train], cache_probs[member=scratch-conv3d, fit=train])"]
+    assert "limit 50 min" in problems[0]
+
+
+@pytest.mark.parametrize("text, minutes", [("30:00", 30), ("1:30:00", 90), ("3-00:00:00", 4320), ("UNLIMITED", None)])
+def test_slurm_times_in_minutes(text, minutes):
+    assert slurm_minutes(text) == minutes
+
+
+def test_the_plan_command_exits_1_naming_the_job_over_maxtime(tmp_path):
+    """The real plan command on the smoke graph under the slurm profile, with a 5-minute CPU partition."""
+    result = subprocess.run([sys.executable, "-m", "workflow_scripts.slurm_plan", "--profile", str(REPO / "profiles" / "slurm"),
+                             "--configfile", str(REPO / "configs" / "smoke.yaml"), "--workflow-dir", str(REPO),
+                             "--partition-max", "cpu=5"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "synth_data: limit 240 min exceeds the MaxTime of partition cpu (5 min)" in result.stdout
+    assert "stacker: limit 120 min exceeds the MaxTime of partition cpu (5 min)" in result.stdout
