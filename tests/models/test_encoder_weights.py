@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from whatnext.models import build_encoder, build_model, load_encoder_checkpoint, load_encoder_weights
-from whatnext.runtime.checkpoint import CheckpointError, save_checkpoint
+from whatnext.models import build_encoder, build_model
+from whatnext.runtime.checkpoint import CheckpointError, load_encoder_checkpoint, load_encoder_weights, save_checkpoint
 
 ENCODER = {"encoder": "mae2d_vit_tiny", "img_size": 32, "num_frames": 4}
 

@@ -49,8 +49,8 @@ from whatnext.finetune.losses import AUX_WEIGHTS, pair_direction_loss, symmetric
 from whatnext.finetune.optim import layer_decay_groups
 from whatnext.finetune.pseudo import PseudoLabelError
 from whatnext.finetune.training_sets import FITS, ViewedClips, carve_stop_split, open_training_set
-from whatnext.models import PairDirectionHead, build_model, list_heads, load_encoder_weights
-from whatnext.runtime.checkpoint import file_sha256, load_checkpoint, save_checkpoint
+from whatnext.models import PairDirectionHead, build_model, list_heads
+from whatnext.runtime.checkpoint import file_sha256, load_checkpoint, load_encoder_weights, save_checkpoint
 from whatnext.runtime.cli_options import BadInput, training_options
 from whatnext.runtime.early_stopping import MONITORS
 from whatnext.runtime.metrics import write_metrics

@@ -7,7 +7,6 @@ logits [B, num_classes]; :func:`build_model` joins them into a :class:`VideoClas
 from whatnext.models.classifier import VideoClassifier
 from whatnext.models.factory import build_encoder, build_model, list_encoders, list_heads
 from whatnext.models.pair_direction import PairDirectionHead, sample_frame_pairs
-from whatnext.models.weights import load_encoder_checkpoint, load_encoder_weights
 
 __all__ = [
     "PairDirectionHead",
@@ -16,7 +15,5 @@ __all__ = [
     "build_model",
     "list_encoders",
     "list_heads",
-    "load_encoder_checkpoint",
-    "load_encoder_weights",
     "sample_frame_pairs",
 ]
