@@ -271,8 +271,7 @@ def stand_in_challenge_dir(folder: Path) -> Path:
     """CSV files with the challenge's split sizes (ids only) and an empty frames.zip, for planning."""
     import zipfile
 
-    from whatnext.data.class_table import load_class_table
-    from whatnext.data.synth import class_counts
+    from whatnext.data.class_table import class_counts, load_class_table
 
     folder.mkdir(parents=True, exist_ok=True)
     counts = {split: sum(c) for split, c in class_counts(load_class_table(), 1.0).items()}

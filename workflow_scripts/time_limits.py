@@ -185,8 +185,7 @@ def clip_counts(config: Mapping) -> dict[str, int]:
     """Clips per split (train, val, test) of the config's data: generated counts or the CSVs' rows."""
     data = config["data"]
     if data["source"] == "synth":
-        from whatnext.data.class_table import load_class_table
-        from whatnext.data.synth import class_counts
+        from whatnext.data.class_table import class_counts, load_class_table
 
         return {split: sum(counts) for split, counts in class_counts(load_class_table(), float(data["synth"]["scale"])).items()}
     folder = Path(data["challenge"]["dir"])

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from whatnext.data.class_table import load_class_table
-from whatnext.data.synth import class_counts, generate, main, render_clip
+from whatnext.data.class_table import class_counts, load_class_table
+from whatnext.data.synth import generate, main, render_clip
 from whatnext.data.synth_presets import PRESETS
 from whatnext.data.synth_programs import CLIP_TIMES, PREFIX_END, class_programs
 from whatnext.data.synth_render import sample_scene, with_params

@@ -3,17 +3,21 @@
 The table ships inside the package (``whatnext/data/challenge_classes.csv``,
 columns ``id,name,train_clips,val_clips,mirror_of,reverse_of,real_action_of``);
 a different table can be passed by path. Every pair used anywhere in whatnext
-(label-aware flip, TTA swap-back, generator, error decomposition) comes from here.
+(label-aware flip, TTA swap-back, generator, error decomposition) comes from here, and so do the
+clip counts per split of the generated data at a scale (:func:`class_counts`; also read by the
+workflow's time limits, which must not import the generator).
 """
 
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+TEST_CLIPS = 6912  # clips of the challenge's test split
 REQUIRED_COLUMNS = ("id", "name", "train_clips", "val_clips", "mirror_of", "reverse_of", "real_action_of")
 
 
@@ -114,3 +118,20 @@ def _read_table(path: Path) -> ClassTable:
         if m is not None and table.mirror_of[m] != c:
             raise ValueError(f"{path}: mirror_of is not symmetric between classes {c} and {m}")
     return table
+
+
+def class_counts(table: ClassTable, scale: float) -> dict[str, list[int]]:
+    """Clips per class of each split of the generated data at ``scale``: ``round(scale * count)`` of the
+    table's train / val counts (at least 1 for a populated class); ``round(TEST_CLIPS * scale)`` test
+    clips spread like the validation split (largest remainders, ties to the lower class id)."""
+
+    def scaled(counts: tuple[int, ...]) -> list[int]:
+        return [0 if n == 0 else max(1, round(scale * n)) for n in counts]
+
+    total_test = round(TEST_CLIPS * scale)
+    quota = [n / sum(table.val_clips) * total_test for n in table.val_clips]
+    test = [math.floor(q) for q in quota]
+    by_remainder = sorted(range(len(quota)), key=lambda c: -(quota[c] - test[c]))  # stable
+    for c in by_remainder[: total_test - sum(test)]:
+        test[c] += 1
+    return {"train": scaled(table.train_clips), "val": scaled(table.val_clips), "test": test}

@@ -39,14 +39,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from whatnext.data.class_table import ClassTable, load_class_table
+from whatnext.data.class_table import ClassTable, class_counts, load_class_table
 from whatnext.data.synth_programs import CLIP_TIMES, Program, class_programs
 from whatnext.data.synth_presets import DEFAULT_PRESET, PRESETS, Look, get_look
 from whatnext.data.synth_render import Scene, render_frame, sample_scene
 from whatnext.runtime.atomic import atomic_open, atomic_path
 from whatnext.runtime.errors import BadInput
 
-TEST_CLIPS = 6912
 SPLITS = ("train", "val", "test")
 ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
 
@@ -60,20 +59,6 @@ class SplitPlan:
     video_ids: list[str]
     labels: list[int]
     annotated: list[int]
-
-
-def class_counts(table: ClassTable, scale: float) -> dict[str, list[int]]:
-    """Clips per class for each split at ``scale`` (see the module docstring for the rule)."""
-
-    def scaled(counts: tuple[int, ...]) -> list[int]:
-        return [0 if n == 0 else max(1, round(scale * n)) for n in counts]
-
-    val = np.asarray(table.val_clips, dtype=np.float64)
-    quota = val / val.sum() * round(TEST_CLIPS * scale)
-    test = np.floor(quota).astype(int)
-    remainder = round(TEST_CLIPS * scale) - int(test.sum())
-    test[np.argsort(-(quota - test), kind="stable")[:remainder]] += 1  # largest remainders
-    return {"train": scaled(table.train_clips), "val": scaled(table.val_clips), "test": test.tolist()}
 
 
 def noisy_labels(labels: np.ndarray, populated: list[int], rate: float, rng: np.random.Generator) -> np.ndarray:
