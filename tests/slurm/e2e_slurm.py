@@ -8,7 +8,9 @@
    Snakemake log: every non-local job went through sbatch, to the partition with the GPU count the profile
    maps its rule to, with the time limit the profile (CPU rules) or workflow_scripts/time_limits.py (GPU
    rules, at each attempt) gives it; no local rule reached Slurm.
-3. The MAE-2D SSL job, given a 2-minute first limit, stopped at it unfinished (its state saved; exit 75,
+3. The smoke graph's outputs (tests/smoke_checks.py: CI's only smoke run), and a second dry run with
+   nothing to do.
+4. The MAE-2D SSL job, given a 2-minute first limit, stopped at it unfinished (its state saved; exit 75,
    or TIMEOUT if Slurm killed it first), was resubmitted with the longer limit of the next attempt, resumed
    from a step > 0, and ended with exactly the weights of an uninterrupted run of the same command outside
    Slurm (started beside the graph as soon as Snakemake prints the command).
@@ -35,7 +37,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+sys.path.insert(0, str(REPO / "tests"))
+
 from slurm_records import dumped_logs, expected_comment, parse_run_log, parse_scontrol, shell_parts  # noqa: E402
+from smoke_checks import smoke_output_problems  # noqa: E402
 
 from workflow_scripts.time_limits import runtime_minutes  # noqa: E402
 
@@ -99,10 +104,14 @@ def start_reference(work: Path, shell: str) -> subprocess.Popen:
         return subprocess.Popen(argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def snakemake_command(work: Path, configs: list[Path]) -> list[str]:
+    return ["snakemake", "--profile", str(PROFILE), "--profile", str(CI_PROFILE),
+            "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", *map(str, configs)]
+
+
 def run_snakemake(work: Path, timeout_s: int, configs: list[Path]) -> tuple[int, str, float, subprocess.Popen | None]:
     """The smoke graph on Slurm; the uninterrupted reference run starts beside it as soon as its command is known."""
-    command = ["timeout", "-k", "20", str(timeout_s), "snakemake", "--profile", str(PROFILE), "--profile", str(CI_PROFILE),
-               "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", *map(str, configs)]
+    command = ["timeout", "-k", "20", str(timeout_s), *snakemake_command(work, configs)]
     print("$ " + shlex.join(command), flush=True)
     start = time.monotonic()
     reference = None
@@ -169,6 +178,15 @@ def check_records(check: Checks, run, records, jobcomp, config) -> None:
           str(sorted(run.remote_jobs ^ submitted_jobs)))
 
 
+def check_outputs(check: Checks, work: Path, configs: list[Path], config: dict) -> None:
+    """The smoke graph's outputs (what the local smoke run checks where this e2e does not run), and a
+    second run that has nothing to do."""
+    problems = smoke_output_problems(work / config["results"])
+    check("the submission names every test clip and the report counts the smoke members", not problems, "; ".join(problems))
+    again = subprocess.run([*snakemake_command(work, configs), "--dry-run"], cwd=work, capture_output=True, text=True, timeout=300)
+    check("a second run has nothing to do", "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-2000:])
+
+
 def check_resume(check: Checks, work: Path, run, records, reference: subprocess.Popen | None, checkpoint_every: int) -> None:
     """The job given too short a first limit: stopped unfinished, retried longer, resumed, same weights."""
     name = f"{RESUME_RULE}[{','.join(RESUME_WILDCARDS.values())}]"
@@ -230,6 +248,7 @@ def main(timeout_s: int, work: Path | None, keep: bool, extra_configs: tuple[Pat
     print_records(run, records)
     check_records(check, run, records, jobcomp, config)
     if rc == 0:
+        check_outputs(check, work, configs, config)
         every = merged(config.get("train", {}), config["ssl"][RESUME_WILDCARDS["family"]].get("train", {}))["checkpoint_every"]
         check_resume(check, work, run, records, reference, every)
     if reference is not None and reference.poll() is None:

@@ -2,23 +2,24 @@
 
 It installs Debian's slurm and munge, starts the daemons and stops them again (``.ci/slurm_e2e.sh``),
 so it runs only as root on a Debian machine and only when asked: in CI (``CI=true``) or with
-``WHATNEXT_SLURM_E2E=1``.
+``WHATNEXT_SLURM_E2E=1``. Where it runs, it also checks the smoke graph's outputs, and the local smoke
+run (tests/workflow/test_smoke_run.py) is skipped.
 """
 
-import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ASKED = os.environ.get("CI") == "true" or os.environ.get("WHATNEXT_SLURM_E2E") == "1"
-CAN = os.geteuid() == 0 and shutil.which("apt-get") is not None
+sys.path.insert(0, str(REPO / "tests"))
+
+from smoke_checks import REAL_SLURM_E2E  # noqa: E402
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ASKED and CAN), reason="real-Slurm e2e: set WHATNEXT_SLURM_E2E=1 (root, Debian) or CI=true")
+@pytest.mark.skipif(not REAL_SLURM_E2E, reason="real-Slurm e2e: set WHATNEXT_SLURM_E2E=1 (root, Debian) or CI=true")
 def test_smoke_graph_through_real_slurm_passes_every_record_check():
     result = subprocess.run(["bash", ".ci/slurm_e2e.sh"], cwd=REPO, capture_output=True, text=True, timeout=2400)
     print(result.stdout[-20000:])
