@@ -5,7 +5,7 @@ import torch
 
 from whatnext.models import build_encoder
 from whatnext.models.patches import patchify, unpatchify
-from whatnext.ssl.mae_models import build_masked_autoencoder, gather_tokens, normalise_patches, patch_mse
+from whatnext.ssl.mae_models import build_masked_autoencoder, gather_tokens, motion_weights, normalise_patches, patch_mse
 from whatnext.ssl.masking import build_masking, reconstructed_indices, visible_indices
 
 torch.set_num_threads(1)
@@ -124,6 +124,72 @@ def test_loss_of_hand_made_errors():
     pred = target.clone()
     pred[0, 1] += 1.0
     assert patch_mse(pred, target).item() == pytest.approx(0.5)
+
+
+def test_weighted_loss_of_hand_made_errors():
+    """Errors 0 and 1 on two patches weighted 1 and 3 -> (0 * 1 + 1 * 3) / 4 = 0.75; equal weights -> plain mean."""
+    target = torch.zeros(1, 2, 4)
+    pred = target.clone()
+    pred[0, 1] += 1.0
+    assert patch_mse(pred, target, torch.tensor([[1.0, 3.0]])).item() == pytest.approx(0.75)
+    assert patch_mse(pred, target, torch.full((1, 2), 2.0)).item() == pytest.approx(0.5)
+
+
+def test_motion_weights_favour_moving_patches():
+    """Energies 0 and 2 (batch mean 1) at strength 4 -> weights 1 and 9; strength 0 -> all 1."""
+    residual = torch.zeros(1, 2, 4)
+    residual[0, 1] = 2.0**0.5
+    torch.testing.assert_close(motion_weights(residual, 4.0), torch.tensor([[1.0, 9.0]]))
+    torch.testing.assert_close(motion_weights(residual, 0.0), torch.ones(1, 2))
+
+
+def _moving_square_clip() -> torch.Tensor:
+    """A static random background with a bright 8x8 square moving one patch right per frame: [1, 4, 3, 32, 32]."""
+    x = torch.randn(1, 1, 3, 32, 32, generator=torch.Generator().manual_seed(0)).expand(1, 4, 3, 32, 32).clone()
+    for k in range(4):
+        x[0, k, :, 8:16, 8 * k:8 * k + 8] = 5.0
+    return x
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_residual_target_is_each_frame_minus_the_clip_mean(name):
+    """target="residual": the encoder still sees raw pixels, the loss compares the masked patches of
+    x - mean_t(x) (static background -> exactly zero there)."""
+    torch.manual_seed(0)
+    model = build_masked_autoencoder(_config(name, target="residual", norm_pix=False))
+    x = _moving_square_clip()
+    mask, _, _ = _mask_and_ids(model.encoder, model.masking.ratio)
+    out = model(x.expand(2, -1, -1, -1, -1), mask=mask)
+    enc = model.encoder
+    residual = enc.to_sequences(patchify((x - x.mean(1, keepdim=True)).expand(2, -1, -1, -1, -1), enc.patch_size, enc.tubelet_size))
+    torch.testing.assert_close(out.target, gather_tokens(residual, out.ids_rec))
+    torch.testing.assert_close(enc.patch_sequences(x), enc.to_sequences(patchify(x, enc.patch_size, enc.tubelet_size)))
+    energy = residual[0].abs().sum(-1)  # [L]: the top row of patches is static background, row 1 holds the square
+    assert energy[:4].eq(0).all() and energy[4:8].gt(0).any()
+
+
+def test_motion_weight_changes_the_loss_only_through_the_weights():
+    """Same weights, masks and clip: motion_weight 0 gives the plain loss; > 0 the weighted mean of the same
+    per-patch errors, with the moving square's patches weighted above the static ones."""
+    torch.manual_seed(0)
+    plain = build_masked_autoencoder(_config("mae2d_vit_tiny"))
+    weighted = build_masked_autoencoder(_config("mae2d_vit_tiny", motion_weight=4.0))
+    weighted.load_state_dict(plain.state_dict())
+    x = _moving_square_clip().expand(2, -1, -1, -1, -1)
+    mask, _, _ = _mask_and_ids(plain.encoder, 0.75)
+    a, b = plain(x, mask=mask), weighted(x, mask=mask)
+    torch.testing.assert_close(a.pred, b.pred)
+    per_patch = (a.pred - a.target).square().mean(-1)
+    weights = gather_tokens(motion_weights(weighted.residual_sequences(x), 4.0).unsqueeze(-1), a.ids_rec).squeeze(-1)
+    torch.testing.assert_close(b.loss, (per_patch * weights).sum() / weights.sum())
+    assert weights.max() > 2 * weights.min() and not torch.allclose(a.loss, b.loss)
+
+
+def test_bad_target_or_motion_weight_is_refused():
+    with pytest.raises(ValueError, match="unknown reconstruction target 'flow'"):
+        build_masked_autoencoder(_config("videomae_vit_tiny", target="flow"))
+    with pytest.raises(ValueError, match="motion_weight must be >= 0"):
+        build_masked_autoencoder(_config("videomae_vit_tiny", motion_weight=-1.0))
 
 
 def test_normalised_patches_have_zero_mean_unit_variance():

@@ -12,6 +12,7 @@ from whatnext.models import build_encoder
 from whatnext.runtime.checkpoint import load_checkpoint, save_checkpoint
 from whatnext.runtime.trainer import STATE_FILE, STOP_AFTER_STEPS_ENV
 from whatnext.ssl.cascade import encoder_config
+from whatnext.ssl.mae_models import build_masked_autoencoder
 from whatnext.ssl.pretrain_mae2d import main as mae2d_main
 from whatnext.ssl.pretrain_videomae import main as videomae_main
 
@@ -174,3 +175,19 @@ def test_labels_are_not_read_so_a_label_outside_the_classes_does_not_matter(tiny
     result, out, metrics = run(data, tmp_path, family, extra=["--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert json.loads(metrics.read_text())["num_clips"] == 68
+
+
+def test_target_motion_weight_and_norm_pix_flags_reach_the_model_and_the_records(tiny_data_dir, tmp_path):
+    extra = ["--target", "residual", "--motion-weight", "2", "--norm-pix", "false", "--epochs", "1"]
+    result, out, metrics = run(tiny_data_dir, tmp_path, "videomae", extra=extra)
+    assert result.exit_code == 0, result.output
+    ssl = load_checkpoint(out)["model_config"]["ssl"]
+    assert ssl == {"mask_ratio": 0.9, "target": "residual", "motion_weight": 2.0, "norm_pix": False}
+    model = build_masked_autoencoder(load_checkpoint(out)["model_config"])
+    assert (model.target, model.motion_weight, model.norm_pix) == ("residual", 2.0, False)
+
+
+def test_unknown_target_is_refused_by_the_cli(tiny_data_dir, tmp_path):
+    result, out, _ = run(tiny_data_dir, tmp_path, extra=["--target", "flow"])
+    assert result.exit_code == 2 and "'flow' is not one of 'pixels', 'residual'" in result.output
+    assert not out.exists()

@@ -22,6 +22,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 
 from whatnext.models import build_encoder
+from whatnext.models.patches import patchify
 from whatnext.models.vit_base import MaskableViT, gather_tokens
 from whatnext.ssl.masking import Masking, build_masking, reconstructed_indices, visible_indices
 
@@ -35,9 +36,26 @@ def normalise_patches(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return F.layer_norm(target, target.shape[-1:], eps=eps)
 
 
-def patch_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over patches of the per-patch MSE: pred, target [..., P] -> scalar (fused forward and backward)."""
-    return F.mse_loss(pred, target)
+def patch_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over patches of the per-patch MSE: pred, target [..., P] -> scalar (fused forward and backward).
+
+    ``weight`` [...] (one non-negative weight per patch): the weighted mean sum(w * mse) / sum(w) instead.
+    """
+    if weight is None:
+        return F.mse_loss(pred, target)
+    per_patch = (pred - target).pow(2).mean(-1)
+    return (per_patch * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
+def motion_weights(residual: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-patch loss weights that favour what moves: residual patches [S, L, P] (each frame minus its clip's
+    mean frame, patched) -> weights [S, L] = 1 + strength * e / mean(e), e the patch's mean squared residual
+    (its motion energy) and mean(e) over the batch. ``strength`` 0 gives 1 everywhere (the plain MAE loss)."""
+    energy = residual.pow(2).mean(-1)
+    return 1.0 + strength * energy / energy.mean().clamp_min(1e-12)
+
+
+TARGETS = ("pixels", "residual")
 
 
 class MAEDecoder(nn.Module):
@@ -85,13 +103,25 @@ class MaskedAutoencoder(nn.Module):
     """encoder (visible tokens only) + decoder + masked normalised-pixel loss; clip -> :class:`MAEOutput`."""
 
     def __init__(self, encoder: MaskableViT, decoder: MAEDecoder, masking: Masking, norm_pix: bool = True,
-                 decoder_keep: float = 1.0):
+                 decoder_keep: float = 1.0, target: str = "pixels", motion_weight: float = 0.0):
         super().__init__()
+        if target not in TARGETS:
+            raise ValueError(f"unknown reconstruction target {target!r}; known: {', '.join(TARGETS)}")
+        if motion_weight < 0:
+            raise ValueError(f"motion_weight must be >= 0, got {motion_weight}")
         self.encoder = encoder
         self.decoder = decoder
         self.masking = masking
         self.norm_pix = norm_pix
         self.decoder_keep = decoder_keep
+        self.target = target
+        self.motion_weight = motion_weight
+
+    def residual_sequences(self, x: torch.Tensor) -> torch.Tensor:
+        """Clip [B, T, C, H, W] -> its motion residual (each frame minus the clip's mean frame) as patch
+        vectors per sequence [S, L, P], in the encoder's layout."""
+        residual = x - x.mean(dim=1, keepdim=True)
+        return self.encoder.to_sequences(patchify(residual, self.encoder.patch_size, self.encoder.tubelet_size))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> MAEOutput:
         """Clip x [B, T, C, H, W]; the mask [B, T', N] is drawn from ``generator`` unless given."""
@@ -102,21 +132,35 @@ class MaskedAutoencoder(nn.Module):
         ids_rec = reconstructed_indices(seq_mask, self.decoder_keep, generator)
         patches = self.encoder.patch_sequences(x)
         latent = self.encoder.encode_patches(patches, ids_keep)
-        loss, pred, target = self.reconstruct(patches, latent, ids_keep, ids_rec)
+        loss, pred, target = self.reconstruct(patches, latent, ids_keep, ids_rec, self.loss_targets(x, patches))
         return MAEOutput(loss, pred, target, mask, ids_rec)
 
-    def reconstruct(self, patches: torch.Tensor, latent: torch.Tensor, ids_keep: torch.Tensor,
-                    ids_rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def loss_targets(self, x: torch.Tensor, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(target patches [S, L, P], per-patch loss weights [S, L] or None) of clip x [B, T, C, H, W] whose
+        encoder input patches are ``patches``: those patches or the clip's motion residual (``target``), and
+        :func:`motion_weights` when ``motion_weight`` > 0."""
+        residual = self.residual_sequences(x) if self.target == "residual" or self.motion_weight > 0 else None
+        target = residual if self.target == "residual" else patches
+        weight = motion_weights(residual, self.motion_weight) if self.motion_weight > 0 else None
+        return target, weight
+
+    def reconstruct(self, patches: torch.Tensor, latent: torch.Tensor, ids_keep: torch.Tensor, ids_rec: torch.Tensor,
+                    targets: tuple[torch.Tensor, torch.Tensor | None] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(loss, pred, target) from the clip's patches [S, L, P] and the visible latents [S, L_vis, D]:
-        decoder predictions and targets [S, L_rec, P] at the reconstructed positions only."""
+        decoder predictions and targets [S, L_rec, P] at the reconstructed positions only. ``targets``:
+        :meth:`loss_targets` (default: ``patches``, unweighted)."""
+        target_patches, weight = targets if targets is not None else (patches, None)
         pred = self.decoder(latent, ids_keep, ids_rec)
-        target = gather_tokens(patches, ids_rec)
+        target = gather_tokens(target_patches, ids_rec)
         if self.norm_pix:
             target = normalise_patches(target)
-        return patch_mse(pred, target), pred, target
+        rec_weight = None if weight is None else torch.gather(weight, 1, ids_rec)
+        return patch_mse(pred, target, rec_weight), pred, target
 
 
-SSL_KEYS = {"masking", "mask_ratio", "decoder_dim", "decoder_depth", "decoder_heads", "decoder_keep", "norm_pix"}
+SSL_KEYS = {"masking", "mask_ratio", "decoder_dim", "decoder_depth", "decoder_heads", "decoder_keep", "norm_pix",
+            "target", "motion_weight"}
 
 
 def build_decoder(encoder: MaskableViT, ssl: dict) -> MAEDecoder:
@@ -135,7 +179,8 @@ def build_decoder(encoder: MaskableViT, ssl: dict) -> MAEDecoder:
 def build_masked_autoencoder(model_config: dict, encoder: MaskableViT | None = None) -> MaskedAutoencoder:
     """Pretraining model for ``model_config`` (its ``ssl`` dict overrides the encoder's defaults:
     ``masking``, ``mask_ratio``, ``decoder_dim``, ``decoder_depth``, ``decoder_heads``, ``decoder_keep``,
-    ``norm_pix``).
+    ``norm_pix``, ``target`` (``"pixels"`` or ``"residual"``: each frame minus its clip's mean frame),
+    ``motion_weight`` (see :func:`motion_weights`)).
 
     Pass ``encoder`` to reuse loaded weights; the decoder is always fresh.
     """
@@ -153,4 +198,5 @@ def build_masked_autoencoder(model_config: dict, encoder: MaskableViT | None = N
     if not 0 < keep <= 1:
         raise ValueError(f"model_config['ssl']['decoder_keep'] must lie in (0, 1], got {keep}")
     return MaskedAutoencoder(encoder, build_decoder(encoder, ssl), masking, norm_pix=ssl.get("norm_pix", True),
-                             decoder_keep=keep)
+                             decoder_keep=keep, target=ssl.get("target", "pixels"),
+                             motion_weight=ssl.get("motion_weight", 0.0))

@@ -4,7 +4,7 @@ The per-epoch training loss of a generation is a noisy measure (random crops, ma
 subsets, a mean over the epoch while the model changes). The probe scores the finished model on the
 same clips with the same masks every time: the first ``clips`` clips of a split, whole frames
 resized to the model's size (no augmentation), masks drawn from a fixed seed, every masked token
-reconstructed (whatever the model's ``decoder_keep``), normalised-pixel MSE averaged over clips.
+reconstructed (whatever the model's ``decoder_keep``), the model's own loss (target, weights) averaged over clips.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def probe_loss(model: MaskedAutoencoder, clips: ClipDataset, normaliser: ClipNor
         ids_keep = visible_indices(seq_mask)
         patches = model.encoder.patch_sequences(x)
         loss, _, _ = model.reconstruct(patches, model.encoder.encode_patches(patches, ids_keep), ids_keep,
-                                       reconstructed_indices(seq_mask))
+                                       reconstructed_indices(seq_mask), model.loss_targets(x, patches))
         total += loss.item() * len(x)
     model.train(was_training)
     return total / n
