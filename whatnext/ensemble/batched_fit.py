@@ -9,7 +9,8 @@ optimised exactly as F independent runs would be, at the cost of one batched op 
 Early stopping, per fold: the probe score (top-1 error by default, or cross-entropy) is
 measured before every step (step 0 = the initial parameters); a fold keeps the parameters
 of its lowest probe score and stops updating that choice once ``patience`` steps pass
-without strict improvement. The loop ends when every fold has stopped or after
+without strict improvement. Errors are counted in integers, so a step with as many probe
+errors as the best one is a tie and never moves the choice (as in a per-fold loop). The loop ends when every fold has stopped or after
 ``max_steps`` updates. Selecting on the error rather than the cross-entropy matters for the
 stacker: its weights sum to 1 per class, so it can only sharpen an under-confident average
 by concentrating weight on fewer members, which lowers the NLL but can cost accuracy.
