@@ -40,3 +40,19 @@ def test_folds_depend_on_the_seed_alone(labels):
 def test_fewer_than_three_folds_is_an_error(labels):
     with pytest.raises(ValueError, match="at least 3 folds"):
         make_nested_folds(labels, 2, seed=0)
+
+
+def test_every_ensemble_cli_and_the_config_schema_default_to_the_same_folds():
+    from pathlib import Path
+
+    import yaml
+
+    from whatnext.analysis import error_decomposition
+    from whatnext.ensemble import calibration, pseudo_label, sidecar, stacker
+    from whatnext.ensemble.nested_cv import DEFAULT_FOLDS
+
+    defaults = {cli.__name__: next(p.default for p in cli.main.params if p.name == "num_folds")
+                for cli in (stacker, sidecar, calibration, pseudo_label, error_decomposition)}
+    assert defaults == dict.fromkeys(defaults, DEFAULT_FOLDS)
+    schema = yaml.safe_load((Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml").read_text())
+    assert schema["properties"]["ensemble"]["properties"]["folds"]["default"] == DEFAULT_FOLDS

@@ -32,7 +32,7 @@ from whatnext.data.class_table import ClassTable, load_class_table
 from whatnext.ensemble.batched_fit import FitConfig
 from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import CacheRequest, MemberError, load_members, read_member_list
-from whatnext.ensemble.nested_cv import make_nested_folds
+from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS, make_nested_folds
 from whatnext.ensemble.scoring import out_of_fold
 from whatnext.ensemble.stacker_model import class_major_log_probs, fit_stacker
 from whatnext.runtime.atomic import atomic_open, write_json
@@ -108,7 +108,7 @@ def ensemble_out_of_fold(cache_dir, members: list[str], val_ids: np.ndarray, lab
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Probability cache root (with --member or --members).")
 @click.option("--member", help="Source: this member's train-val cache.")
 @click.option("--members", "members_file", type=click.Path(dir_okay=False), help="Source: the stacker over these members (out-of-fold).")
-@click.option("--folds", "num_folds", default=15, show_default=True, type=click.IntRange(3), help="Nested-CV folds (with --members).")
+@click.option("--folds", "num_folds", default=DEFAULT_FOLDS, show_default=True, type=click.IntRange(MIN_FOLDS), help="Nested-CV folds (with --members).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Fold seed (with --members).")
 @click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Stacker steps (with --members).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch CPU threads.")

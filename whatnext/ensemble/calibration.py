@@ -30,7 +30,7 @@ import torch
 from whatnext.ensemble.batched_fit import FitConfig, Params, fit_batched
 from whatnext.ensemble.clip_labels import ClipLabelsError
 from whatnext.ensemble.members import MemberError, read_member_list
-from whatnext.ensemble.nested_cv import NestedFolds, make_nested_folds
+from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS, NestedFolds, make_nested_folds
 from whatnext.ensemble.scoring import fold_accuracy, fold_ece, fold_nll, summary
 from whatnext.ensemble.stacker import load_stacking_inputs
 from whatnext.ensemble.stacker_model import class_major_log_probs, fit_stacker, stacker_logits
@@ -163,7 +163,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 @click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="Data dir (val.csv, test.csv).")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False), help="JSON comparison to write.")
 @click.option("--table", "table_path", type=click.Path(dir_okay=False), help="Markdown table to write.")
-@click.option("--folds", "num_folds", default=15, show_default=True, type=click.IntRange(3), help="Nested-CV folds.")
+@click.option("--folds", "num_folds", default=DEFAULT_FOLDS, show_default=True, type=click.IntRange(MIN_FOLDS), help="Nested-CV folds.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and the MLP initialisation.")
 @click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Full-batch steps at most, per fit.")
 @click.option("--hidden", default=32, show_default=True, type=click.IntRange(1), help="MLP hidden units.")

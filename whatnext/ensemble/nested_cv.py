@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 MIN_FOLDS = 3
+DEFAULT_FOLDS = 15  # the seed's; every ensemble CLI's --folds default and the config schema's (configs set their own)
 
 
 @dataclass(frozen=True)

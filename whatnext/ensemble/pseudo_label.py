@@ -26,6 +26,7 @@ from whatnext.data.class_table import load_class_table
 from whatnext.ensemble.batched_fit import FitConfig
 from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import MemberError, read_member_list
+from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS
 from whatnext.ensemble.stacker import load_stacking_inputs, run_stacker
 from whatnext.runtime.atomic import atomic_open, write_json
 from whatnext.runtime.errors import BadInput
@@ -52,7 +53,7 @@ def write_pseudo_labels(path: str | Path, frame: pd.DataFrame) -> None:
 @click.option("--probs", "probs_path", type=click.Path(dir_okay=False), help="Or: label from this test probability cache.")
 @click.option("--test-fit", type=click.Choice(FITS), default="train", show_default=True, help="Members' test caches to label from.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="JSON report (aggregator chosen, scores, skips).")
-@click.option("--folds", "num_folds", default=15, show_default=True, type=click.IntRange(3), help="Nested-CV folds.")
+@click.option("--folds", "num_folds", default=DEFAULT_FOLDS, show_default=True, type=click.IntRange(MIN_FOLDS), help="Nested-CV folds.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
 @click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Stacker full-batch steps at most.")
 @click.option("--strict", is_flag=True, help="Fail instead of skipping an unusable member.")

@@ -48,7 +48,7 @@ from whatnext.ensemble.members import (
     read_member_list,
     request_key,
 )
-from whatnext.ensemble.nested_cv import NestedFolds, make_nested_folds
+from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS, NestedFolds, make_nested_folds
 from whatnext.ensemble.scoring import out_of_fold
 from whatnext.ensemble.stacker_model import StackerFit, class_major_log_probs, fit_stacker
 from whatnext.inference.submission import SubmissionError, build_submission, write_submission
@@ -232,7 +232,7 @@ def stacking_options(command):
         click.option("--weights", "weights_path", type=click.Path(dir_okay=False), help="Weights npz [default: OUT.weights.npz]."),
         click.option("--test-probs", "test_probs_path", type=click.Path(dir_okay=False), help="Write the bagged test probabilities as a cache."),
         click.option("--oof-probs", "oof_probs_path", type=click.Path(dir_okay=False), help="Write the held-out validation probabilities as a cache."),
-        click.option("--folds", "num_folds", default=15, show_default=True, type=click.IntRange(3), help="Nested-CV folds (= bag size)."),
+        click.option("--folds", "num_folds", default=DEFAULT_FOLDS, show_default=True, type=click.IntRange(MIN_FOLDS), help="Nested-CV folds (= bag size)."),
         click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment."),
         click.option("--lr", default=FitConfig.lr, show_default=True, type=float, help="AdamW learning rate."),
         click.option("--max-steps", default=FitConfig.max_steps, show_default=True, type=click.IntRange(1), help="Full-batch steps at most."),
