@@ -14,7 +14,7 @@ from tests.data.conftest import jpeg_bytes
 from whatnext.data.class_table import load_class_table
 from whatnext.data.split_csv import DataFormatError, LabelParser, clip_key
 from whatnext.data.zip_dataset import ClipDataset
-from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.inference.submission import main as submission_main
 from whatnext.runtime.prob_cache import write_prob_cache
 

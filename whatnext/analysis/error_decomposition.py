@@ -30,7 +30,7 @@ import torch
 from whatnext.analysis.report_assets import confusion_matrix, plot_confusions
 from whatnext.data.class_table import ClassTable, load_class_table
 from whatnext.ensemble.batched_fit import FitConfig
-from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import CacheRequest, MemberError, load_members, read_member_list
 from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS, make_nested_folds
 from whatnext.ensemble.scoring import out_of_fold

@@ -29,7 +29,7 @@ import pandas as pd
 
 from whatnext.analysis.cascade_table import cascade_table
 from whatnext.data.class_table import load_class_table
-from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import MemberError, read_member_list
 from whatnext.runtime.atomic import atomic_open, atomic_path, write_json
 from whatnext.runtime.prob_cache import ProbCacheError, cache_path, read_prob_cache

@@ -1,7 +1,7 @@
 """The split CSVs (``train.csv``, ``val.csv``, ``test.csv``) in every form they are read in.
 
 One reader for the clip reader (:mod:`whatnext.data.zip_dataset`) and the ensemble
-(:mod:`whatnext.ensemble.clip_labels`), with pandas only (no image or model code). Forms read:
+(:mod:`whatnext.data.clip_labels`), with pandas only (no image or model code). Forms read:
 
 - **columns**: ``video_id``, plus ``label`` for a labelled split; other columns are ignored.
 - **ids**: as written, surrounding spaces stripped. ``video_81`` and ``81`` name the same clip, the

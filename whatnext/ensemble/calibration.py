@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from whatnext.ensemble.batched_fit import FitConfig, Params, fit_batched
-from whatnext.ensemble.clip_labels import ClipLabelsError
+from whatnext.data.clip_labels import ClipLabelsError
 from whatnext.ensemble.members import MemberError, read_member_list
 from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS, NestedFolds, make_nested_folds
 from whatnext.ensemble.scoring import fold_accuracy, fold_ece, fold_nll, summary

@@ -24,7 +24,7 @@ import torch
 
 from whatnext.data.class_table import load_class_table
 from whatnext.ensemble.batched_fit import FitConfig
-from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import MemberError, read_member_list
 from whatnext.ensemble.nested_cv import DEFAULT_FOLDS, MIN_FOLDS
 from whatnext.ensemble.stacker import load_stacking_inputs, run_stacker

@@ -38,7 +38,7 @@ import torch
 from whatnext.data.class_table import load_class_table
 from whatnext.ensemble.aggregators import Aggregated, best_member, flat_prior, held_out_scores, same_in_every_fold
 from whatnext.ensemble.batched_fit import FitConfig
-from whatnext.ensemble.clip_labels import ClipLabels, ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabels, ClipLabelsError, read_clip_labels
 from whatnext.ensemble.members import (
     CacheRequest,
     MemberError,

@@ -20,7 +20,7 @@ import pandas as pd
 
 from whatnext.data.class_table import load_class_table
 from whatnext.data.split_csv import CLIP_PREFIX
-from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabelsError, read_clip_labels
 from whatnext.runtime.atomic import atomic_open
 from whatnext.runtime.errors import BadInput
 from whatnext.runtime.prob_cache import ProbCacheError, read_prob_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whatnext.ensemble.clip_labels import ClipLabelsError, read_clip_labels
+from whatnext.data.clip_labels import ClipLabelsError, read_clip_labels
 
 
 def test_ids_keep_csv_order_and_labels_are_integers(tmp_path):
