@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (?P<rule>\w+):$")
 JOB_FIELD = re.compile(r"^\s+(?P<key>\w+): (?P<value>.*)$")
+BASELINE = "baseline"  # the pixel baseline's folder (rules/common.smk BASELINE_DIR)
 CACHE_PATH = re.compile(r"(?P<member>[A-Za-z0-9_.-]+)/(?P<fit>train|trainval)-(?P<split>val|test)\.npz$")
 
 
@@ -57,8 +58,9 @@ def dry_run_jobs(printout: str) -> list[DryRunJob]:
 
 
 def members_read_by(printout: str, rule: str) -> set[str]:
-    """Member ids whose probability caches the (single) job of ``rule`` reads."""
+    """Member ids whose probability caches the (single) job of ``rule`` reads (not the pixel baseline's
+    cache, ``{results}/baseline/train-val.npz``: it is scored beside the members, never one of them)."""
     jobs = [j for j in dry_run_jobs(printout) if j.rule == rule]
     if len(jobs) != 1:
         raise ValueError(f"expected one {rule} job in the dry run, found {len(jobs)}")
-    return {m["member"] for m in map(CACHE_PATH.search, jobs[0].inputs) if m}
+    return {m["member"] for m in map(CACHE_PATH.search, jobs[0].inputs) if m and m["member"] != BASELINE}

@@ -78,9 +78,7 @@ def test_paper_dry_run_has_the_known_job_count_per_rule(paper_dry_run):
 
 
 def test_paper_dry_run_feeds_exactly_95_members_to_the_stacker(paper_dry_run):
-    read = members_read_by(paper_dry_run, "stacker")
-    assert "baseline" in read  # the pixel baseline's cache: scored beside the members, not stacked
-    members = read - {"baseline"}
+    members = members_read_by(paper_dry_run, "stacker")
     assert len(members) == 95
     assert sum(m.startswith("cascade-") for m in members) == 80
 
@@ -119,6 +117,7 @@ OPTIONS_JOBS = {
     "cache_probs": 5,  # val + test of each train-only member
     "cache_probs_twin": 5,  # test of each train+val twin
     "member_list": 1,
+    "baseline": 1,
     "stacker": 1,
     "sidecar": 1,
     "calibration": 1,
@@ -144,6 +143,13 @@ def test_options_dry_run_has_the_known_job_count_per_rule(options_dry_run):
 def test_options_fold_and_jepa_members_are_stacked_and_reinjected_like_any_other(options_dry_run):
     assert members_read_by(options_dry_run, "stacker") == OPTIONS_MEMBERS
     assert members_read_by(options_dry_run, "sidecar") == OPTIONS_MEMBERS
+
+
+def test_the_stacker_and_the_report_read_the_baseline_cache_beside_the_members(options_dry_run):
+    jobs = {job.rule: job for job in dry_run_jobs(options_dry_run)}
+    for rule in ("stacker", "report_assets"):
+        assert "results/smoke_options/baseline/train-val.npz" in jobs[rule].inputs, rule
+    assert "results/smoke_options/baseline/submission.csv" in jobs["all"].inputs
 
 
 def test_options_jobs_pass_the_fold_and_the_jepa_settings_to_their_clis(options_dry_run):

@@ -18,7 +18,7 @@ rule cache_probs:
     wildcards: member=scratch-a, fit=train, split=val
 
 localrule stacker:
-    input: results/ensemble/members/final.txt, results/probs/scratch-a/train-val.npz, results/probs/cascade-g1-attn-r0/train-test.npz
+    input: results/ensemble/members/final.txt, results/probs/scratch-a/train-val.npz, results/probs/cascade-g1-attn-r0/train-test.npz, results/baseline/train-val.npz
     output: results/ensemble/stacker/submission.csv
 """
 
@@ -38,5 +38,5 @@ def test_jobs_keep_their_fields_and_local_rules_count():
     assert jobs[0].fields["wildcards"] == "member=scratch-a, fit=train, split=val"
 
 
-def test_members_read_by_a_rule_come_from_its_cache_inputs():
+def test_members_read_by_a_rule_come_from_its_cache_inputs_and_the_baseline_is_not_one():
     assert members_read_by(PRINTOUT, "stacker") == {"scratch-a", "cascade-g1-attn-r0"}
