@@ -268,6 +268,56 @@ def member_checkpoint(wildcards):
     return f"{R}/models/{wildcards.member}/{wildcards.fit}.pt"
 
 
+def previous_round(member_id):
+    """The member a pseudo-label round's guard compares with (None: the member has no guard)."""
+    return member_table_lib.previous_round_member(MEMBERS, member_id)
+
+
+def guard_file(member_id):
+    return f"{R}/pseudo/guard/{member_id}.json"
+
+
+def round_guard_inputs(wildcards):
+    """The guard's inputs: the member's train-fit metrics and the previous round's (its guard if it has one)."""
+    previous = previous_round(wildcards.member)
+    if previous is None:
+        raise WorkflowError(
+            f"member {wildcards.member!r} has no earlier pseudo-label round to compare with"
+        )
+    return {
+        "new": f"{R}/models/{wildcards.member}/train-metrics.json",
+        "previous": (
+            guard_file(previous)
+            if previous_round(previous)
+            else f"{R}/models/{previous}/train-metrics.json"
+        ),
+    }
+
+
+def guard_inputs(wildcards):
+    """cache_probs of a guarded member: its guard and the checkpoints of every earlier round it may keep."""
+    if wildcards.member not in MEMBERS or previous_round(wildcards.member) is None:
+        return {}
+    earlier, member = [], wildcards.member
+    while (member := previous_round(member)) is not None:
+        earlier.append(member)
+    return {
+        "guard": guard_file(wildcards.member),
+        "candidates": [f"{R}/models/{m}/{wildcards.fit}.pt" for m in earlier],
+    }
+
+
+def guard_flags(wildcards, input):
+    """--guard/--candidate flags of cache_probs (none for an unguarded member)."""
+    if "guard" not in input.keys():
+        return ""
+    pairs = [
+        f"--candidate {os.path.basename(os.path.dirname(path))}={path}"
+        for path in input.candidates
+    ]
+    return " ".join([f"--guard {input.guard}", *pairs])
+
+
 def cache_file(member, fit, split):
     return f"{CACHE_DIR}/{member}/{fit}-{split}.npz"
 

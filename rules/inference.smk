@@ -1,12 +1,15 @@
 """Probability caches: one job per member x fit ({cache_dir}/{member}/{fit}-{split}.npz).
 
 A train-only member's job caches val (the stacker's fit) and test; its train+val twin's job caches test.
-The model is loaded once per job, and each cache has its JSON provenance beside it.
+The model is loaded once per job, and each cache has its JSON provenance beside it. A member of a
+pseudo-label round > 0 caches the weights its round guard keeps (its own, or an earlier round's when the
+round lowered the stop-split accuracy beyond noise).
 """
 
 
 rule cache_probs:
     input:
+        unpack(guard_inputs),
         data=data_inputs(),
         ckpt=member_checkpoint,
     output:
@@ -32,8 +35,9 @@ rule cache_probs:
         data=data_dir,
         tta=tta_flags(),
         caches=cache_flags,
+        guard=guard_flags,
     shell:
-        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --member {wildcards.member} --fit {wildcards.fit} {params.caches} {params.tta} --threads {threads} > {log} 2>&1"
+        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --member {wildcards.member} --fit {wildcards.fit} {params.caches} {params.tta} {params.guard} --threads {threads} > {log} 2>&1"
 
 
 use rule cache_probs as cache_probs_twin with:

@@ -1,4 +1,6 @@
-"""Pseudo-label rounds: round r's labels come from the stacker over the members of rounds < r."""
+"""Pseudo-label rounds: round r's labels come from the stacker over the members of rounds < r; a round's
+guard keeps a member's previous-round weights when the round lowers its stop-split accuracy beyond noise.
+"""
 
 
 rule pseudo_label:
@@ -21,3 +23,18 @@ rule pseudo_label:
         seed=config["seed"],
     shell:
         "python -m whatnext.ensemble.pseudo_label --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.labels} --report {output.report} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule round_guard:
+    input:
+        unpack(round_guard_inputs),
+    output:
+        f"{R}/pseudo/guard/{{member}}.json",
+    log:
+        f"{LOGS}/pseudo/guard/{{member}}.log",
+    conda:
+        CONDA_ENV
+    params:
+        previous=lambda wildcards: previous_round(wildcards.member),
+    shell:
+        "python -m whatnext.finetune.round_guard --member {wildcards.member} --new {input.new} --previous {input.previous} --previous-member {params.previous} --out {output} > {log} 2>&1"

@@ -19,6 +19,11 @@ rule report_assets:
             caption="../report/held_out.rst",
             category="Accuracy",
         ),
+        pseudo_rounds=report(
+            f"{R}/report/pseudo_rounds.csv",
+            caption="../report/pseudo_rounds.rst",
+            category="Cascade",
+        ),
         summary=f"{R}/report/summary.json",
         cascade_csv=f"{R}/report/cascade_table.csv",
         cascade=report(

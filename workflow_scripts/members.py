@@ -194,6 +194,17 @@ def members_before_round(table: dict[str, Member], round_: int) -> list[str]:
     return [m.id for m in table.values() if m.round < round_]
 
 
+def previous_round_member(table: dict[str, Member], member_id: str) -> str | None:
+    """The member a pseudo-label round falls back to: the same cascade generation and head in the latest
+    configured round before ``member_id``'s (None for round 0, non-cascade members, or no earlier round)."""
+    member = table[member_id]
+    earlier = [m for m in table.values() if m.family == "cascade" and m.round < member.round
+               and (m.ssl_family, m.ssl_generation, m.head) == (member.ssl_family, member.ssl_generation, member.head)]
+    if member.family != "cascade" or not earlier:
+        return None
+    return max(earlier, key=lambda m: m.round).id
+
+
 def stacked_members(table: dict[str, Member], exclude: list[str] | None = None) -> list[str]:
     """Ids reaching the final stacker: every member not excluded (unknown exclusions are errors)."""
     exclude = list(exclude or [])

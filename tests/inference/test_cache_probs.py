@@ -116,3 +116,20 @@ def test_splits_and_outs_must_pair_up(data_dir, classifier_ckpt, tmp_path, pairs
     result = CliRunner().invoke(cache_probs.main, [str(a) for a in args])
     assert result.exit_code == 2 and "give each split once with its own --out" in result.output
     assert not list(tmp_path.glob("*.npz"))
+
+
+def test_a_guard_that_fell_back_caches_the_previous_rounds_weights_under_this_member(data_dir, classifier_ckpt, tmp_path):
+    torch.manual_seed(1)
+    own = tmp_path / "own.pt"
+    save_checkpoint(own, kind="classifier", model_config=CONFIG, state_dict=build_model(CONFIG).state_dict())
+    guard = tmp_path / "guard.json"
+    guard.write_text(json.dumps({"member": "scratch-conv3d", "kept_member": "prev", "fallback": True, "previous_member": "prev"}))
+    assert invoke(data_dir, own, tmp_path / "own.npz").exit_code == 0
+    assert invoke(data_dir, classifier_ckpt, tmp_path / "prev.npz").exit_code == 0
+    result = invoke(data_dir, own, tmp_path / "kept.npz", "--guard", guard, "--candidate", f"prev={classifier_ckpt}")
+    assert result.exit_code == 0, result.output
+    kept, previous, unguarded = (read_prob_cache(tmp_path / f"{n}.npz").probs for n in ("kept", "prev", "own"))
+    assert np.array_equal(kept, previous) and not np.array_equal(kept, unguarded)
+    provenance = json.loads((tmp_path / "kept.json").read_text())
+    assert provenance["checkpoint"] == str(classifier_ckpt)
+    assert provenance["pseudo_guard"]["fallback"] and provenance["pseudo_guard"]["kept_member"] == "prev"

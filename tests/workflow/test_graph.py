@@ -31,6 +31,7 @@ PAPER_JOBS = {
     "cache_probs_twin": 95,  # test of each train+val twin
     "member_list": 4,
     "pseudo_label": 3,
+    "round_guard": 20 * 3,  # every (generation, head) in rounds 1-3
     "stacker": 1,
     "sidecar": 1,
     "calibration": 1,
@@ -246,6 +247,7 @@ def test_changing_a_last_round_member_reruns_only_that_member_and_the_ensemble(f
     result = snakemake(tmp, smoke_with(tmp, "changed.yaml", more_epochs), "--dry-run")
     assert job_counts(result.stdout) == {
         "finetune_cascade": 2,  # its train and train+val models
+        "round_guard": 1,  # its round's guard compares it with round 0 again
         "cache_probs": 1,
         "cache_probs_twin": 1,
         "stacker": 1,

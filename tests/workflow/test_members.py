@@ -8,6 +8,7 @@ from workflow_scripts.members import (
     member_table,
     members_before_round,
     parse_member_id,
+    previous_round_member,
     pseudo_rounds,
     stacked_members,
 )
@@ -141,3 +142,11 @@ def test_jepa_members_need_an_ssl_family_of_method_jepa():
     config["members"]["jepa"]["ssl"] = "m"
     with pytest.raises(ConfigError, match="members.jepa.variants.a.ssl: SSL family 'm' uses method 'mae2d'"):
         member_table(config)
+
+
+def test_a_round_falls_back_to_the_same_generation_and_head_in_the_latest_earlier_round():
+    table = member_table(small_config(rounds=[0, 1, 3]))
+    assert previous_round_member(table, "cascade-g2-attn-r1") == "cascade-g2-attn-r0"
+    assert previous_round_member(table, "cascade-g2-attn-r3") == "cascade-g2-attn-r1"
+    assert previous_round_member(table, "cascade-g2-attn-r0") is None
+    assert previous_round_member(table, "mae2d-m4a") is None

@@ -26,12 +26,15 @@ def make_inputs(tmp_path, ensemble_mean=0.8, best_mean=0.6):
     pd.DataFrame({"video_id": VAL_IDS, "label": VAL_LABELS}).to_csv(data / "val.csv", index=False)
     caches = tmp_path / "probs"
     right = {"cascade-g1-attn-r0": 3, "scratch-x": 5}  # clips predicted correctly (of 6)
-    for member, n_right in right.items():
+    guards = {"cascade-g1-attn-r1": {"fallback": True, "kept_member": "cascade-g1-attn-r0", "previous_member": "cascade-g1-attn-r0",
+                                     "new_top1": 0.2, "previous_top1": 0.5, "difference": -0.3, "se": 0.1}}
+    for member, n_right in (right | {"cascade-g1-attn-r1": 3}).items():
         predicted = VAL_LABELS.copy()
         predicted[n_right:] = 5
-        write_prob_cache(cache_path(caches, member, "train", "val"), VAL_IDS, one_hot_probs(predicted), {"member": member})
+        provenance = {"member": member} | ({"pseudo_guard": guards[member]} if member in guards else {})
+        write_prob_cache(cache_path(caches, member, "train", "val"), VAL_IDS, one_hot_probs(predicted), provenance)
     members = tmp_path / "members.txt"
-    members.write_text("# two\ncascade-g1-attn-r0\nscratch-x\n")
+    members.write_text("# three\ncascade-g1-attn-r0\ncascade-g1-attn-r1\nscratch-x\n")
     report = tmp_path / "report.json"
     report.write_text(json.dumps({"aggregator": "stacker", "held_out": {
         "stacker": {"accuracy": {"mean": ensemble_mean, "std": 0.1}},
@@ -57,9 +60,9 @@ def test_member_accuracies_are_sorted_best_first(tmp_path):
     result = CliRunner().invoke(main, make_inputs(tmp_path))
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "out" / "accuracies.csv")
-    assert list(table["member"]) == ["scratch-x", "baseline", "cascade-g1-attn-r0"]
-    assert np.allclose(table["val_top1"], [5 / 6, 4 / 6, 3 / 6], atol=1e-4)
-    assert list(table["below_baseline"]) == [False, False, True]
+    assert list(table["member"]) == ["scratch-x", "baseline", "cascade-g1-attn-r0", "cascade-g1-attn-r1"]
+    assert np.allclose(table["val_top1"], [5 / 6, 4 / 6, 3 / 6, 3 / 6], atol=1e-4)
+    assert list(table["below_baseline"]) == [False, False, True, False]
 
 
 def test_held_out_table_puts_the_baseline_beside_the_members_and_the_stacker_and_flags(tmp_path):
@@ -79,6 +82,16 @@ def test_summary_compares_the_ensemble_with_the_best_member_on_held_out_folds(tm
     assert summary["ensemble_held_out_accuracy"] == 0.55
     assert summary["best_member"] == "scratch-x"
     assert summary["ensemble_beats_best_member"] is False
+
+
+def test_a_pseudo_round_that_fell_back_is_flagged_in_the_table_and_the_summary(tmp_path):
+    result = CliRunner().invoke(main, make_inputs(tmp_path))
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "out" / "pseudo_rounds.csv")
+    assert list(table["member"]) == ["cascade-g1-attn-r1"] and table["fallback"].tolist() == [True]
+    assert table["kept_member"].tolist() == ["cascade-g1-attn-r0"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pseudo_round_fallbacks"] == ["cascade-g1-attn-r1"]
 
 
 def test_figures_and_cascade_table_are_written(tmp_path):

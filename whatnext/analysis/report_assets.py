@@ -14,8 +14,13 @@
 - ``OUT/confusion.png``: row-normalised validation confusion matrices of the best member and of the
   stacker's out-of-fold predictions;
 - ``OUT/stacker_weights.png``: the stacker's per-class member weights [M, C], mean over folds;
+- ``OUT/pseudo_rounds.csv``: every guarded pseudo-label round member (from its ``train-val`` cache's
+  provenance): stop-split top-1 of the round and of the weights it was compared with, the difference and its
+  paired standard error, and ``fallback`` (the round lowered held-out accuracy beyond noise, so the member
+  keeps the previous round's weights);
 - ``OUT/summary.json``: the ensemble's, the best member's and the baseline's held-out accuracy,
-  whether the ensemble beats the best member, and the members below the baseline.
+  whether the ensemble beats the best member, the members below the baseline, and the members whose
+  pseudo-label round fell back.
 """
 
 from __future__ import annotations
@@ -54,6 +59,19 @@ def accuracy_table(accuracies: pd.Series, baseline_accuracy: float | None, below
     if baseline_accuracy is not None:
         table.loc["baseline"] = [baseline_accuracy, False]
     return table.sort_values("val_top1", ascending=False, kind="stable")
+
+
+GUARD_COLUMNS = ["member", "previous_member", "new_top1", "previous_top1", "difference", "se", "fallback", "kept_member"]
+
+
+def pseudo_round_guards(cache_dir: str | Path, members: list[str]) -> pd.DataFrame:
+    """One row per member whose ``train-val`` cache went through a pseudo-label round guard (GUARD_COLUMNS)."""
+    rows = []
+    for member in members:
+        guard = read_prob_cache(cache_path(cache_dir, member, "train", "val")).provenance.get("pseudo_guard")
+        if guard is not None:
+            rows.append({"member": member, **{key: guard.get(key) for key in GUARD_COLUMNS[1:]}})
+    return pd.DataFrame(rows, columns=GUARD_COLUMNS)
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
@@ -144,6 +162,7 @@ def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_pr
         val = read_clip_labels(data_dir, "val", num_classes)
         accuracies = member_accuracies(cache_dir, members, val.ids, val.labels)
         baseline_accuracy = None if baseline_cache is None else cache_accuracy(baseline_cache, val.ids, val.labels)
+        guards = pseudo_round_guards(cache_dir, members)
         stacked = read_prob_cache(oof_probs, num_classes=num_classes, expected_ids=val.ids)
     except (MemberError, ClipLabelsError, ProbCacheError) as err:
         raise click.ClickException(str(err)) from None
@@ -155,6 +174,7 @@ def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_pr
 
     below_baseline = report.get("members_below_baseline", [])
     _write_csv(accuracy_table(accuracies, baseline_accuracy, below_baseline), out / "accuracies.csv", index_label="member")
+    _write_csv(guards, out / "pseudo_rounds.csv", index=False)
     held_out = held_out_table(report)
     _write_csv(held_out, out / "held_out.csv", index_label="aggregator")
     table = cascade_table(accuracies.to_dict())
@@ -182,6 +202,7 @@ def main(cache_dir, members_file, data_dir, stacker_report, weights_path, oof_pr
         "baseline_val_accuracy": baseline_accuracy,
         "members_below_baseline": below_baseline,
         "num_members": len(members),
+        "pseudo_round_fallbacks": [str(m) for m in guards.loc[guards["fallback"].astype(bool), "member"]],
     }
     write_json(out / "summary.json", summary)
     click.echo(json.dumps(summary))

@@ -8,6 +8,10 @@ class table) are swapped back before the views are averaged) and writes the prob
 (``ids`` unicode [n] in CSV order, ``probs`` float32 [n, 33]) with its JSON provenance (member,
 checkpoint path and SHA-256, tta, flip, split, fit) through
 :func:`whatnext.runtime.prob_cache.write_prob_cache`, atomically.
+
+A member of a pseudo-label round > 0 comes with ``--guard`` (:mod:`whatnext.finetune.round_guard`) and
+``--candidate MEMBER=CKPT`` for every earlier round: when the guard fell back, the caches hold the kept
+member's probabilities under this member's id, and their provenance records the guard (``pseudo_guard``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTA_KINDS, TTAViews
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.evaluation import predict_probs
+from whatnext.finetune.round_guard import kept_checkpoint, parse_candidates
 from whatnext.models import build_model
 from whatnext.models.factory import DEFAULTS
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict
@@ -39,13 +44,15 @@ MEMBER_ID = r"^[A-Za-z0-9_.-]+$"
 
 def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member: str, fit: str, tta: str, flip: bool,
                        batch_size: int = 32, workers: int = 0, device: str = "cpu", precision: str = "fp32",
-                       compile: bool = False) -> list[dict]:
+                       compile: bool = False, guard: Path | None = None, candidates: dict[str, Path] | None = None) -> list[dict]:
     """Compute and write one probability cache per ``outputs`` item (split -> cache path) from one model load;
     returns their provenances in that order. Errors name the file at fault.
 
     ``device``, ``precision`` and ``compile`` as the CLI's ``--device`` (``auto``: CUDA if available),
-    ``--precision`` and ``--compile`` (:mod:`whatnext.runtime.precision`).
+    ``--precision`` and ``--compile`` (:mod:`whatnext.runtime.precision`). ``guard``: a pseudo-label round's
+    guard JSON; its kept member's checkpoint (``ckpt`` itself, or one of ``candidates``) is cached.
     """
+    ckpt, guarded = (ckpt, None) if guard is None else kept_checkpoint(guard, member, ckpt, candidates or {})
     checkpoint = load_checkpoint(ckpt, expected_kind="classifier")
     config = checkpoint["model_config"]
     try:
@@ -70,6 +77,8 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
             "member": member, "checkpoint": str(ckpt), "checkpoint_sha256": checkpoint_sha256,
             "tta": tta, "flip": flip, "split": split, "fit": fit, "model_config": config, "precision": accel.precision,
         }
+        if guarded is not None:
+            provenance["pseudo_guard"] = guarded
         write_prob_cache(out, ids, probs, provenance)
         provenances.append(provenance)
     return provenances
@@ -86,6 +95,10 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
 @click.option("--flip/--no-flip", default=False, show_default=True, help="Also mirrored views, mirror-pair probabilities swapped back.")
 @click.option("--out", "outs", required=True, multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Cache to write (.npz; provenance beside it as .json), one per --split.")
+@click.option("--guard", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Pseudo-label round guard JSON (whatnext.finetune.round_guard): cache the kept member's checkpoint.")
+@click.option("--candidate", "candidates", multiple=True, metavar="MEMBER=CKPT",
+              help="Checkpoint of an earlier round's member the guard may keep (repeatable).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Clips per forward pass.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="DataLoader worker processes.")
@@ -93,7 +106,7 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
 @precision_option()
 @compile_option()
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the log to this file.")
-def main(data, ckpt, splits, member, fit, tta, flip, outs, batch_size, threads, workers, device, precision, compile, log_file):
+def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, batch_size, threads, workers, device, precision, compile, log_file):
     """Cache a member's TTA probabilities on the val and/or test split."""
     if not re.match(MEMBER_ID, member):
         raise BadInput(f"member id {member!r} must match {MEMBER_ID}")
@@ -104,7 +117,7 @@ def main(data, ckpt, splits, member, fit, tta, flip, outs, batch_size, threads, 
     with cli_logging(log_file):
         try:
             provenances = cache_member_probs(data, ckpt, dict(zip(splits, outs)), member, fit, tta, flip, batch_size,
-                                             workers, device, precision, compile)
+                                             workers, device, precision, compile, guard, parse_candidates(candidates))
         except (CheckpointError, DataFormatError) as err:
             raise BadInput(str(err)) from None
     for out, provenance in zip(outs, provenances):
