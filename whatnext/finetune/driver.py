@@ -51,8 +51,9 @@ from whatnext.finetune.pseudo import PseudoLabelError
 from whatnext.finetune.training_sets import FITS, ViewedClips, carve_stop_split, open_training_set
 from whatnext.models import PairDirectionHead, build_model, list_heads
 from whatnext.runtime.checkpoint import file_sha256, load_checkpoint, load_encoder_weights, save_checkpoint
-from whatnext.runtime.cli_options import BadInput, training_options
+from whatnext.runtime.cli_options import training_options
 from whatnext.runtime.early_stopping import MONITORS
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions

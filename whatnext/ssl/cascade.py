@@ -31,7 +31,8 @@ from whatnext.data.clip_transforms import ClipAugmenter
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
-from whatnext.runtime.cli_options import BadInput, training_options
+from whatnext.runtime.cli_options import training_options
+from whatnext.runtime.errors import BadInput
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
