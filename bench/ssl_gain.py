@@ -20,7 +20,8 @@ before convergence), and each generation is probed and finetuned the same way.
 
 Prints one table (mean +- sd over seeds; the gain columns are paired differences against random init of the
 same seed) and writes every run's figures, SSL loss curves included, to ``DIR/ssl_gain.json``. Each run's
-result is kept in ``DIR/runs/`` so an interrupted bench resumes where it stopped.
+result is kept in ``DIR/runs/`` so an interrupted bench resumes where it stopped (keyed by preset, arch, budget,
+seed and generation only: a changed option needs a fresh ``DIR``).
 """
 
 from __future__ import annotations
@@ -137,17 +138,24 @@ def finetune(arch: str, encoder_ckpt: Path, data: Path, seed: int, opts: dict, o
 
 
 def evaluate(arch: str, ckpt: Path, data: Path, seed: int, opts: dict, work: Path) -> dict:
-    return {"probe": probe(ckpt, data), **finetune(arch, ckpt, data, seed, opts, work / "ft.pt")}
+    """The frozen probe, and the finetune unless ``--ft-epochs 0`` (probe only)."""
+    row = {"probe": probe(ckpt, data)}
+    return row | finetune(arch, ckpt, data, seed, opts, work / "ft.pt") if opts["ft_epochs"] > 0 else row
 
 
 def run_row(kind: str, arch: str, preset: str, data: Path, budget: int, seed: int, opts: dict, root: Path,
-            parent: Path | None = None) -> dict:
-    """One (encoder, evaluation) result, cached under ``root/runs``: kind ``budget`` (random init when budget is
-    0) or ``cascade`` (a generation seeded from ``parent``)."""
-    name = f"{kind}-{preset}-{arch}-e{budget}-s{seed}" + (f"-from-{parent.stem}" if parent else "")
+            parent: Path | None = None, generation: int = 1) -> dict | None:
+    """One (encoder, evaluation) result, cached under ``root/runs`` by (kind, preset, arch, budget, seed,
+    generation) only: use a fresh ``--out-dir`` after changing any other option; None with ``--report-only`` when
+    the row has not been run. Kind ``budget`` (random init
+    when budget is 0) or ``cascade`` (generation ``generation``, seeded from ``parent``)."""
+    name = f"{kind}-{preset}-{arch}-e{budget}-s{seed}" + (f"-g{generation}" if kind == "cascade" else "")
     work = root / "runs" / name
     work.mkdir(parents=True, exist_ok=True)
     size = opts["size"]
+
+    if opts["report_only"] and not (work / "result.json").is_file():
+        return None
 
     def compute() -> dict:
         row = {}
@@ -163,6 +171,9 @@ def run_row(kind: str, arch: str, preset: str, data: Path, budget: int, seed: in
 
 
 def mean_sd(values: list[float]) -> str:
+    """"m +- sd" over seeds (population sd), "m" for one value, "-" for none."""
+    if not values:
+        return "-"
     return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
@@ -175,13 +186,19 @@ def table(rows: list[dict], label) -> list[str]:
     lines = []
     for (preset, arch, what), rs in groups.items():
         paired = [(r, base.get((preset, arch, r["seed"]))) for r in rs]
-        gain = lambda key: mean_sd([r[key] - b[key] for r, b in paired if b is not None])  # noqa: E731
-        loss = (f"{np.mean([r['ssl_loss'][0] for r in rs]):.3f} -> {np.mean([r['ssl_loss'][-1] for r in rs]):.3f}"
-                if "ssl_loss" in rs[0] else "")
+        gain = lambda key: mean_sd([r[key] - b[key] for r, b in paired if b is not None and key in r and key in b])  # noqa: E731
+        loss = (f"{np.mean([r['ssl_loss'][0] for r in rs]):.3f} -> {np.mean([r['ssl_loss'][-1] for r in rs]):.3f} "
+                f"({np.mean([r['ssl_probe_loss'] for r in rs]):.3f})" if "ssl_loss" in rs[0] else "")
+        majority = [r["majority"] for r in rs if "majority" in r]
         lines.append(f"| {preset} | {arch} | {what} | {len(rs)} | {loss} | {mean_sd([r['probe'] for r in rs])} | "
-                     f"{gain('probe')} | {mean_sd([r['top1'] for r in rs])} | {gain('top1')} | "
-                     f"{rs[0]['majority']:.3f} | {np.mean([r['cpu_s'] for r in rs]):.0f} |")
+                     f"{gain('probe')} | {mean_sd([r['top1'] for r in rs if 'top1' in r])} | {gain('top1')} | "
+                     f"{f'{majority[0]:.3f}' if majority else '-'} | {np.mean([r['cpu_s'] for r in rs]):.0f} |")
     return lines
+
+
+HEADER = ("| preset | arch | encoder | seeds | SSL loss first -> last epoch (fixed-mask probe loss) | probe top-1 | "
+          "probe gain | finetune top-1 | finetune gain | majority | CPU s / run |\n"
+          "| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 
 
 def _settings(ctx, param, values: tuple[str, ...]) -> dict:
@@ -212,7 +229,7 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--ssl-splits", default="train,val,test", show_default=True, help="Splits whose frames SSL uses.")
 @click.option("--ssl-setting", multiple=True, callback=_settings,
               help="A method setting KEY=VALUE (mask_ratio, target, motion_weight, norm_pix), repeatable.")
-@click.option("--ft-epochs", default=6, show_default=True)
+@click.option("--ft-epochs", default=6, show_default=True, help="Finetune epochs (0: frozen probe only).")
 @click.option("--ft-lr", default=1e-3, show_default=True)
 @click.option("--layer-decay", default=0.75, show_default=True)
 @click.option("--drop-path", default=0.1, show_default=True)
@@ -220,38 +237,42 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--cascade-epochs", default=5, show_default=True, help="SSL epochs per cascade generation.")
 @click.option("--threads", default=1, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device of SSL and finetuning (cpu, cuda, auto).")
+@click.option("--report-only", is_flag=True, help="Table the rows already run in --out-dir; run nothing.")
 def main(out_dir, presets, size, scale, archs, seeds, budgets, ssl_lr, ssl_batch_size, ssl_warmup, ssl_splits,
-         ssl_setting, ft_epochs, ft_lr, layer_decay, drop_path, cascade_generations, cascade_epochs, threads, device):
+         ssl_setting, ft_epochs, ft_lr, layer_decay, drop_path, cascade_generations, cascade_epochs, threads, device,
+         report_only):
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(threads)
     opts = {"size": size, "ssl_lr": ssl_lr, "ssl_batch_size": ssl_batch_size, "ssl_warmup": ssl_warmup,
             "ssl_splits": tuple(ssl_splits.split(",")), "ssl_settings": ssl_setting, "ft_epochs": ft_epochs,
-            "ft_lr": ft_lr, "layer_decay": layer_decay, "drop_path": drop_path, "threads": threads, "device": device}
+            "ft_lr": ft_lr, "layer_decay": layer_decay, "drop_path": drop_path, "threads": threads, "device": device,
+            "report_only": report_only}
     out_dir.mkdir(parents=True, exist_ok=True)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     rows = []
     for preset in presets.split(","):
-        data = make_data(out_dir, preset, size, scale)
+        data = out_dir / f"data-{preset}-{size}px-{scale}" if report_only else make_data(out_dir, preset, size, scale)
         for arch in archs.split(","):
             for seed in seeds:
-                rows += [run_row("budget", arch, preset, data, budget, seed, opts, out_dir) for budget in budgets]
+                rows += [row for budget in budgets if (row := run_row("budget", arch, preset, data, budget, seed, opts, out_dir))]
                 parent = None
                 for generation in range(1, cascade_generations + 1):
-                    row = run_row("cascade", arch, preset, data, cascade_epochs, seed, opts, out_dir, parent)
+                    row = run_row("cascade", arch, preset, data, cascade_epochs, seed, opts, out_dir, parent, generation)
+                    if row is None:
+                        break
                     rows.append(row | {"generation": generation})
                     parent = Path(row["encoder"])
     report = {"options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in opts.items()}, "rows": rows,
               "wall_s": time.perf_counter() - started, "cpu_s": cpu_seconds() - cpu_started}
     (out_dir / "ssl_gain.json").write_text(json.dumps(report, indent=1))
     print(f"options: {json.dumps(report['options'])}\n")
-    print("| preset | arch | encoder | seeds | SSL loss first -> last epoch | probe top-1 | probe gain | "
-          "finetune top-1 | finetune gain | majority | CPU s / run |")
-    print("| --- | --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(HEADER)
     budget_rows = [r for r in rows if r["kind"] == "budget"]
     print("\n".join(table(budget_rows, lambda r: "random init" if r["budget"] == 0 else f"SSL {r['budget']} ep")))
     cascade = [r for r in rows if r["kind"] == "cascade"]
     if cascade:
         random_init = [r for r in budget_rows if r["budget"] == 0]
+        print(f"\nCascade: generation g + 1 reloads generation g's encoder, {cascade_epochs} SSL epochs each\n\n{HEADER}")
         print("\n".join(table(random_init + cascade, lambda r: "random init" if r["kind"] == "budget" else
                                f"cascade g{r['generation']} ({cascade_epochs} ep/gen)")))
     print(f"\n{len(rows)} runs (cached ones included), this call: {report['wall_s']:.0f} s wall, "
