@@ -213,3 +213,35 @@ def test_val_is_never_read_while_training(micro_data_dir, tmp_path, monkeypatch)
 def test_min_epochs_above_max_epochs_is_a_usage_error(micro_data_dir, tmp_path):
     result = CliRunner().invoke(track_a_scratch.main, [str(a) for a in scratch_args(micro_data_dir, tmp_path, extra=["--min-epochs", "3"])])
     assert result.exit_code == 2 and "--min-epochs 3 exceeds --max-epochs 1" in result.output
+
+
+def test_jepa_track_finetunes_a_per_frame_jepa_encoder_with_the_shared_heads(micro_data_dir, tmp_path):
+    """A JEPA checkpoint of conv2d_tiny feeds the attn head; at a zero learning rate the finetuned encoder's
+    weights are the checkpoint's (batch-norm statistics move with the data)."""
+    from whatnext.finetune import track_a_jepa
+    from whatnext.models import build_encoder
+    from whatnext.runtime.checkpoint import save_checkpoint
+
+    config = {"encoder": "conv2d_tiny", "img_size": 16, "num_frames": 4, "ssl": {"context": 2, "steps": 2}}
+    torch.manual_seed(0)
+    encoder = tmp_path / "jepa.pt"
+    save_checkpoint(encoder, kind="encoder", model_config=config, state_dict=build_encoder(config).state_dict(),
+                    meta={"family": "jepa", "generation": 1})
+    args = ["--data", micro_data_dir, "--encoder-ckpt", encoder, "--head", "attn", "--fit", "train",
+            "--out", tmp_path / "m.pt", "--metrics", tmp_path / "m.json", *FAST, "--lr", "1e-30", "--weight-decay", "0"]
+    result = run(track_a_jepa, args)
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(tmp_path / "m.pt", expected_kind="classifier")
+    assert "ssl" not in ckpt["model_config"] and ckpt["model_config"]["head"] == "attn"
+    weights = load_checkpoint(encoder)["state_dict"]
+    params = [k for k in weights if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert params and all(torch.allclose(ckpt["state_dict"][f"encoder.{k}"], weights[k]) for k in params)
+
+
+def test_a_fold_member_learns_from_fewer_clips_and_records_its_fold(micro_data_dir, tmp_path):
+    full = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="full"))
+    fold = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, name="fold", extra=["--fold", "1/2"]))
+    assert full.exit_code == 0 and fold.exit_code == 0, fold.output
+    clips = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in ("full", "fold")}
+    assert clips["fold"]["recipe"]["fold"] == "1/2" and clips["fold"]["recipe"]["fold_pool"] == "train"
+    assert 0.4 < clips["fold"]["train_clips"]["train"] / clips["full"]["train_clips"]["train"] < 0.6
