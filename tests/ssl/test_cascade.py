@@ -10,7 +10,7 @@ from whatnext.runtime.trainer import TrainOptions
 from whatnext.ssl.cascade import FAMILIES, open_generation, run_generation
 
 MAE2D = FAMILIES["mae2d"]
-TRAIN = TrainOptions(seed=4, epochs=2, batch_size=16, lr=1.5e-3, warmup_epochs=1.0, threads=1)
+TRAIN = TrainOptions(seed=4, max_epochs=2, batch_size=16, lr=1.5e-3, warmup_epochs=1.0, threads=1)
 
 
 def generation(tiny_data_dir, init=None, **train):
