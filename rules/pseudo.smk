@@ -35,6 +35,7 @@ rule round_guard:
     conda:
         CONDA_ENV
     params:
+        code=stage_fingerprint("whatnext.finetune.round_guard"),
         previous=lambda wildcards: previous_round(wildcards.member),
     shell:
         "python -m whatnext.finetune.round_guard --member {wildcards.member} --new {input.new} --previous {input.previous} --previous-member {params.previous} --out {output} > {log} 2>&1"
