@@ -169,6 +169,14 @@ def ssl_params():
     }
 
 
+def ssl_launcher(wildcards, resources):
+    """The SSL command's prefix: with more than one GPU (the profile's ``gpu``), one data-parallel rank
+    per GPU through whatnext.runtime.launch (exit 75 kept); nothing for one GPU or the CPU.
+    """
+    gpus = int(resources.gpu or 0)
+    return f"python -m whatnext.runtime.launch --nproc {gpus} -- " if gpus > 1 else ""
+
+
 # ---------------------------------------------------------------- finetuning
 
 

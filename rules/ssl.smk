@@ -1,6 +1,7 @@
 """Self-supervised cascade: generation g of an SSL family starts from generation g-1 (gen 1 from its init).
 
-The family's ``method`` (mae2d or videomae) picks the CLI, whatnext.ssl.pretrain_{method}.
+The family's ``method`` (mae2d or videomae) picks the CLI, whatnext.ssl.pretrain_{method}. A job given
+more than one GPU by the profile trains data-parallel, one rank per GPU (``ssl_launcher``).
 """
 
 
@@ -26,5 +27,6 @@ rule ssl_pretrain:
         data=data_dir,
         img_size=config["img_size"],
         resume=resume_dir,
+        launch=ssl_launcher,
     shell:
-        "python -m whatnext.ssl.pretrain_{params.method} --data {params.data} --arch {params.arch} --img-size {params.img_size} {params.init} --out {output.encoder} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "{params.launch}python -m whatnext.ssl.pretrain_{params.method} --data {params.data} --arch {params.arch} --img-size {params.img_size} {params.init} --out {output.encoder} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"

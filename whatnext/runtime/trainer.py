@@ -21,6 +21,11 @@ Determinism and exact resume:
   dropout), are saved with the model, optimiser, scheduler, step and loss history.
 A rerun with the same arguments therefore ends with bitwise-identical weights.
 
+Several ranks (started by :mod:`whatnext.runtime.launch`, see :mod:`whatnext.runtime.distributed`):
+``batch_size`` is the global batch, each rank steps a ``DistributedDataParallel`` copy on its shard of
+the 1-process data order, the step's global-RNG draws come from a stream fixed by (seed, step, rank),
+the ranks agree on every stop, and rank 0 alone writes the resume state.
+
 Stopping by progress: with a ``stop_score`` (a held-out score of the model, from a split the caller
 carved from its training clips), each epoch ends with an :class:`~whatnext.runtime.early_stopping.EarlyStopping`
 update; training ends after ``patience`` epochs without improvement (not before ``min_epochs``) or at
@@ -356,7 +361,9 @@ class Trainer:
             return model
         from torch.nn.parallel import DistributedDataParallel
 
-        return DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        # find_unused_parameters: a step may leave parameters out (MAE-2D pretraining never runs its temporal attention)
+        return DistributedDataParallel(model, device_ids=[self.device] if self.device.type == "cuda" else None,
+                                       find_unused_parameters=True)
 
     # ----------------------------------------------------------------- resume state
     @property

@@ -33,6 +33,7 @@ from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from whatnext.runtime.cli_options import training_options
 from whatnext.runtime.errors import BadInput
+from whatnext.runtime.distributed import close_process_group, init_process_group
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
@@ -131,16 +132,20 @@ def open_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, 
 
 def run_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
                    out: Path, metrics: Path, settings: dict, splits: tuple[str, ...], train: TrainOptions,
-                   clip_residual: bool = False) -> dict:
+                   clip_residual: bool = False) -> dict | None:
     """Train one generation (resuming from ``train.resume_dir`` if a state is there), then write its
     encoder checkpoint and metrics and clear the resume state; returns the metrics summary.
 
-    Raises :class:`~whatnext.runtime.trainer.TrainingIncomplete` when stopped early.
+    Raises :class:`~whatnext.runtime.trainer.TrainingIncomplete` when stopped early. With several ranks
+    (:mod:`whatnext.runtime.distributed`) every rank trains; rank 0 alone probes and writes the outputs,
+    and the others return None.
     """
     gen = open_generation(method, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder,
                           settings=settings, splits=splits, train=train, clip_residual=clip_residual)
     gen.trainer.resume_if_possible()
     result = gen.trainer.fit()
+    if not gen.trainer.ranks.main:
+        return None
     probe = method.probe(gen.model, ClipDataset(data, splits[0], frame_size=img_size, read_labels=False), gen.normaliser)
     summary = {
         "family": method.name,
@@ -190,7 +195,9 @@ def ssl_command(method_name: str) -> click.Command:
     method = METHODS[method_name]
 
     @click.command(help=f"One {method.name} self-supervised cascade generation on every clip's frames; "
-                        "exit 75 = incomplete (state in --resume-dir), rerun the same command to resume.")
+                        "exit 75 = incomplete (state in --resume-dir), rerun the same command to resume. "
+                        "Started as N ranks by `python -m whatnext.runtime.launch --nproc N --`, it trains data-parallel "
+                        "on N GPUs (--batch-size is the global batch).")
     @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path), help="Data dir.")
     @click.option("--arch", required=True, help="Encoder name (of whatnext.models).")
     @click.option("--img-size", required=True, type=click.IntRange(min=8), help="Frame side in pixels.")
@@ -207,9 +214,12 @@ def ssl_command(method_name: str) -> click.Command:
     @method_options(method)
     def main(data, arch, img_size, init_encoder, out, metrics, splits, clip_residual, train, **settings):
         try:
+            init_process_group(train.device)
             run_generation(method, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder, out=out,
                            metrics=metrics, settings=settings, splits=splits, train=train, clip_residual=clip_residual)
         except (DataFormatError, ValueError) as err:
             raise BadInput(str(err)) from None
+        finally:
+            close_process_group()
 
     return main
