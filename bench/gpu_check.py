@@ -270,7 +270,8 @@ def measure_cache_probs(case: Case, data: Path, s: Settings, precision: str, dev
 
 
 def measure(case: Case, data: Path, s: Settings, precision: str, device: torch.device, compile: bool = False) -> dict:
-    """One row of the summary: the case at ``precision`` (``oom`` when the card runs out of memory)."""
+    """One row of the summary: the case at ``precision`` (status ``oom`` when the card runs out of memory,
+    ``failed: ...`` with the error for anything else, so one broken path does not cost the other rows)."""
     row = {"rule": case.rule, "job": case.job, "arch": case.arch, "precision": precision + ("+compile" if compile else ""),
            "batch": s.infer_batch if case.rule == "cache_probs" else s.batch, "workers": s.workers}
     try:
@@ -281,6 +282,9 @@ def measure(case: Case, data: Path, s: Settings, precision: str, device: torch.d
     except torch.cuda.OutOfMemoryError:
         reset_peak(device)
         return row | {"status": "oom"}
+    except Exception as err:  # noqa: BLE001 (reported in the row; the run goes on)
+        reset_peak(device)
+        return row | {"status": f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
     return row | result | {"status": "ok"}
 
 
