@@ -326,7 +326,7 @@ def write_tsv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, delimiter="\t", extrasaction="ignore", restval="NA")
         writer.writeheader()
-        writer.writerows([{k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows])
+        writer.writerows(rows)  # floats in full (repr): --hours-only reads back the very figures
 
 
 def paper_config() -> dict:
