@@ -142,7 +142,7 @@ def test_options_dry_run_has_the_known_job_count_per_rule(options_dry_run):
 
 
 def test_options_fold_and_jepa_members_are_stacked_and_reinjected_like_any_other(options_dry_run):
-    assert members_read_by(options_dry_run, "stacker") - {"baseline"} == OPTIONS_MEMBERS  # baseline: scored, never stacked
+    assert members_read_by(options_dry_run, "stacker") == OPTIONS_MEMBERS
     assert members_read_by(options_dry_run, "sidecar") == OPTIONS_MEMBERS
 
 
