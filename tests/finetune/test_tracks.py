@@ -210,11 +210,6 @@ def test_val_is_never_read_while_training(micro_data_dir, tmp_path, monkeypatch)
     assert ("val", True) not in read
 
 
-def test_min_epochs_above_max_epochs_is_a_usage_error(micro_data_dir, tmp_path):
-    result = CliRunner().invoke(track_a_scratch.main, [str(a) for a in scratch_args(micro_data_dir, tmp_path, extra=["--min-epochs", "3"])])
-    assert result.exit_code == 2 and "--min-epochs 3 exceeds --max-epochs 1" in result.output
-
-
 def test_jepa_track_finetunes_a_per_frame_jepa_encoder_with_the_shared_heads(micro_data_dir, tmp_path):
     """A JEPA checkpoint of conv2d_tiny feeds the attn head; at a zero learning rate the finetuned encoder's
     weights are the checkpoint's (batch-norm statistics move with the data)."""

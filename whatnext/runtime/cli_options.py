@@ -60,7 +60,7 @@ def _option_specs(defaults: dict) -> list:
         click.option("--seed", type=click.IntRange(min=0), default=d["seed"], show_default=True, help="Seed of weights, data order, augmentation and masking."),
         click.option("--max-epochs", "--epochs", "max_epochs", type=positive, default=d["max_epochs"], show_default=True,
                      help="Most passes over the data (--epochs: the same flag). Without a stop score (SSL) the run does all of them."),
-        click.option("--min-epochs", type=positive, default=d["min_epochs"], show_default=True, help="No stop by progress before this many epochs."),
+        click.option("--min-epochs", type=positive, default=d["min_epochs"], show_default=True, help="No stop by progress before this many epochs (--max-epochs still ends the run)."),
         click.option("--patience", type=positive, default=d["patience"],
                      help="Stop after this many epochs without a better stop score (finetuning: the stop split carved from the training clips) [default: none, run --max-epochs; the best weights are kept either way]."),
         click.option("--batch-size", type=positive, default=d["batch_size"], show_default=True, help="Clips per optimiser step."),
@@ -92,8 +92,6 @@ def training_options(**defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             train = TrainOptions(**{name: kwargs.pop(name) for name in names})
-            if train.min_epochs > train.max_epochs:
-                raise click.UsageError(f"--min-epochs {train.min_epochs} exceeds --max-epochs {train.max_epochs}")
             if train.threads:
                 torch.set_num_threads(train.threads)
             with cli_logging(train.log):

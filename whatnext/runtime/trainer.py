@@ -334,8 +334,6 @@ class Trainer:
         self.steps_per_epoch = len(epoch_batches(n, options.batch_size, options.seed, 0, drop_last))
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} clips make no batch of {options.batch_size} (drop_last={drop_last})")
-        if options.min_epochs > options.max_epochs:
-            raise ValueError(f"min_epochs {options.min_epochs} exceeds max_epochs {options.max_epochs}")
         self.stopping = None if stop_score is None else EarlyStopping(stop_score, stop_monitor, options.patience, options.min_epochs)
         self.total_steps = options.max_epochs * self.steps_per_epoch
         self.warmup_steps = round(options.warmup_epochs * self.steps_per_epoch)
