@@ -15,7 +15,7 @@ DIR_OUTPUTS = {
     "whatnext.baseline.pixel_logreg": ("train-val.npz", "train-test.npz", "submission.csv", "report.json"),
     "whatnext.analysis.error_decomposition": ("summary.json", "decomposition.csv", "confused_pairs.csv", "confusion.png"),
     "whatnext.analysis.report_assets": (
-        "accuracies.csv", "held_out.csv", "summary.json", "cascade_table.csv",
+        "accuracies.csv", "held_out.csv", "pseudo_rounds.csv", "summary.json", "cascade_table.csv",
         "cascade_table.html", "confusion.png", "stacker_weights.png",
     ),
 }
