@@ -33,6 +33,7 @@ from whatnext.data.zip_dataset import ClipDataset
 from whatnext.models import build_encoder
 from whatnext.models.vit_base import MaskableViT
 from whatnext.ssl.objective import Setting, SSLMethod
+from whatnext.ssl.probe import mean_over_clips
 
 PER_FRAME_FAMILIES = ("conv2d", "timm2d", "mae2d")
 PROBE_CLIPS = 256
@@ -199,23 +200,11 @@ def build_jepa(model_config: dict) -> VideoJEPA:
                      std_coeff=s["std_coeff"], cov_coeff=s["cov_coeff"])
 
 
-@torch.no_grad()
 def prediction_probe(model: VideoJEPA, clips: ClipDataset, normaliser: ClipNormaliser, count: int = PROBE_CLIPS,
                      batch_size: int = 64) -> float:
     """Mean rollout prediction MSE of ``model`` (eval mode) over the first ``count`` clips of ``clips``,
     whole frames at the model's size, unaugmented."""
-    n = min(count, len(clips))
-    if n == 0:
-        raise ValueError(f"{clips.csv_path}: no clips to probe the prediction on")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    total = 0.0
-    for start in range(0, n, batch_size):
-        frames = torch.stack([clips.read_frames(i) for i in range(start, min(start + batch_size, n))])
-        total += model(normaliser(frames.to(device))).prediction.item() * len(frames)
-    model.train(was_training)
-    return total / n
+    return mean_over_clips(model, clips, normaliser, lambda x: model(x).prediction, count, batch_size, "prediction")
 
 
 METHOD = SSLMethod(
