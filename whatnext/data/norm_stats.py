@@ -23,9 +23,16 @@ from whatnext.runtime.atomic import write_json
 from whatnext.runtime.errors import BadInput
 
 
-def compute_norm_stats(data_dir: str | Path, max_clips: int = 2000, frame_size: int | None = None, progress: bool = False) -> dict:
-    """Per-channel mean and std in [0, 1] units over up to ``max_clips`` evenly spaced training clips."""
-    ds = ClipDataset(data_dir, "train", frame_size=frame_size)
+def compute_norm_stats(data_dir: str | Path, max_clips: int = 2000, frame_size: int | None = None, progress: bool = False,
+                       task: str = "whatnext") -> dict:
+    """Per-channel mean and std in [0, 1] units over up to ``max_clips`` evenly spaced training clips (task
+    ``epic``: 4 uniformly spaced frames of each training segment, frames at their stored size)."""
+    if task == "epic":
+        from whatnext.data.epic_dataset import EpicSegments
+
+        ds = EpicSegments(data_dir, "train", num_frames=4)
+    else:
+        ds = ClipDataset(data_dir, "train", frame_size=frame_size)
     if len(ds) == 0:
         raise DataFormatError(f"{ds.csv_path}: no training clips to compute statistics from")
     picks = np.unique(np.linspace(0, len(ds) - 1, min(max_clips, len(ds))).round().astype(int))
@@ -60,10 +67,11 @@ def load_norm_stats(path: str | Path) -> tuple[list[float], list[float]]:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSON file to write.")
 @click.option("--max-clips", default=2000, show_default=True, type=click.IntRange(1), help="Clips to sample.")
 @click.option("--frame-size", default=None, type=click.IntRange(8), help="Decode frames at this side (default: as stored).")
-def main(data_dir: str, out: str, max_clips: int, frame_size: int | None) -> None:
+@click.option("--task", type=click.Choice(["whatnext", "epic"]), default="whatnext", show_default=True, help="The data's task (whatnext.tasks).")
+def main(data_dir: str, out: str, max_clips: int, frame_size: int | None, task: str) -> None:
     """Compute per-channel mean/std of the training split and write them as JSON."""
     try:
-        stats = compute_norm_stats(data_dir, max_clips, frame_size, progress=True)
+        stats = compute_norm_stats(data_dir, max_clips, frame_size, progress=True, task=task)
     except DataFormatError as err:
         raise BadInput(str(err)) from err
     write_json(out, stats)
