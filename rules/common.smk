@@ -143,17 +143,19 @@ def ssl_inputs(wildcards):
 
 
 def ssl_params():
-    """Params of the SSL rule: code fingerprint, method, arch, the --init-encoder flag, seed and training flags."""
+    """Params of the SSL rule: code fingerprint, method, arch, the --init-encoder flag, seed and training flags
+    (with --masking when the family's ``masking`` is not the default random)."""
 
     def init_flag(wildcards, input):
         return f"--init-encoder {input.init}" if "init" in input.keys() else ""
 
     def train_flags(wildcards):
-        settings = merge_settings(
-            config.get("train"), SSL_FAMILIES[wildcards.family].get("train")
-        )
+        family = SSL_FAMILIES[wildcards.family]
+        settings = merge_settings(config.get("train"), family.get("train"))
         seed = job_seed(config["seed"], f"ssl-{wildcards.family}-gen{wildcards.gen}")
-        return f"--seed {seed} {render_flags(settings)}{deadline_flag()}"
+        masking = family.get("masking", "random")
+        masking_flag = "" if masking == "random" else f" --masking {masking}"
+        return f"--seed {seed} {render_flags(settings)}{masking_flag}{deadline_flag()}"
 
     def stage_code(wildcards):
         return stage_fingerprint(

@@ -82,6 +82,18 @@ def _check_options(key: str, layer: dict | None, clis: list[str], manifest: dict
                 raise _unknown(f"{key}.options", name, f"an option of python -m {cli}", known)
 
 
+def _check_masking(family: str, section: dict, manifest: dict) -> None:
+    """``ssl.F.masking`` needs a method whose CLI has --masking (the masked autoencoders), and is set there,
+    not through ``train.options`` (which would pass the flag twice)."""
+    options = (section.get("train") or {}).get("options") or {}
+    if "masking" in options:
+        raise ConfigError(f"ssl.{family}.train.options: set the masking with ssl.{family}.masking, not as an option")
+    masking = section.get("masking", "random")
+    if masking != "random" and "masking" not in manifest["cli_options"][ssl_cli(section["method"])]:
+        raise ConfigError(f"ssl.{family}.masking: {masking!r} needs a masked-autoencoder method (mae2d, videomae); "
+                          f"method {section['method']!r} masks no tokens")
+
+
 def check_names(config: dict, manifest: dict) -> None:
     """Raise ConfigError naming the key of the first head, encoder, SSL method or training option the
     package does not know (``manifest``: :func:`workflow_scripts.cli_manifest.load_manifest`)."""
@@ -93,6 +105,7 @@ def check_names(config: dict, manifest: dict) -> None:
         if section["arch"] not in encoders:
             raise _unknown(f"ssl.{family}.arch", section["arch"], "a registered encoder", encoders)
         _check_options(f"ssl.{family}.train", section.get("train"), [ssl_cli(section["method"])], manifest)
+        _check_masking(family, section, manifest)
     members = {family: section for family, section in (config.get("members") or {}).items() if section}
     every_cli = sorted({ssl_cli(s["method"]) for s in ssl.values()} | {FINETUNE_CLI[f] for f in members})
     _check_options("train", config.get("train"), every_cli, manifest)

@@ -15,6 +15,7 @@ from whatnext.ssl.cascade import encoder_config
 from whatnext.ssl.mae_models import build_masked_autoencoder
 from whatnext.ssl.pretrain_mae2d import main as mae2d_main
 from whatnext.ssl.pretrain_videomae import main as videomae_main
+from whatnext.ssl.tats import DEFAULTS as TATS_DEFAULTS
 
 CLIS = {"mae2d": (mae2d_main, "mae2d_vit_tiny"), "videomae": (videomae_main, "videomae_vit_tiny")}
 
@@ -182,7 +183,8 @@ def test_target_motion_weight_and_norm_pix_flags_reach_the_model_and_the_records
     result, out, metrics = run(tiny_data_dir, tmp_path, "videomae", extra=extra)
     assert result.exit_code == 0, result.output
     ssl = load_checkpoint(out)["model_config"]["ssl"]
-    assert ssl == {"mask_ratio": 0.9, "target": "residual", "motion_weight": 2.0, "norm_pix": False}
+    assert ssl == {"mask_ratio": 0.9, "target": "residual", "motion_weight": 2.0, "norm_pix": False,
+                   "masking": "random", **TATS_DEFAULTS}
     model = build_masked_autoencoder(load_checkpoint(out)["model_config"])
     assert (model.target, model.motion_weight, model.norm_pix) == ("residual", 2.0, False)
 

@@ -58,9 +58,13 @@ def changed(change) -> dict:
          "members.scratch.variants.conv2d.train.options: 'layer-decy' is not an option of python -m whatnext.finetune.track_a_scratch"),
         (lambda c: c["members"]["cascade"]["overrides"].update({"cascade-g2-attn-r0": {"options": {"dropout": 0.1}}}),
          "members.cascade.overrides.cascade-g2-attn-r0.options: 'dropout' is not an option of python -m whatnext.finetune.track_a_videomae"),
+        (lambda c: c["ssl"]["mae2d"].update(method="jepa", masking="tats"),
+         "ssl.mae2d.masking: 'tats' needs a masked-autoencoder method (mae2d, videomae); method 'jepa' masks no tokens"),
+        (lambda c: c["ssl"]["mae2d"]["train"]["options"].update(masking="tats"),
+         "ssl.mae2d.train.options: set the masking with ssl.mae2d.masking, not as an option"),
     ],
     ids=["cascade-head", "variant-head", "scratch-arch", "ssl-arch", "train-option", "ssl-option", "ssl-flag-for-all",
-         "variant-option", "override-option"],
+         "variant-option", "override-option", "tats-without-masking", "masking-as-option"],
 )
 def test_unknown_name_is_an_error_naming_the_key(change, message):
     with pytest.raises(ConfigError) as err:

@@ -107,16 +107,17 @@ def test_paper_sidecar_reads_the_train_val_twins_of_all_95_members(paper_dry_run
 
 # ---------------------------------------------------------------- the seeds' options (configs/smoke_options.yaml)
 
-OPTIONS_MEMBERS = {"jepa-j2a", "scratch-conv2d.fold0of2", "scratch-conv2d.fold1of2", "scratch-conv2d.vfold0of2",
+OPTIONS_MEMBERS = {"jepa-j2a", "mae2d-t1", "scratch-conv2d.fold0of2", "scratch-conv2d.fold1of2", "scratch-conv2d.vfold0of2",
                    "scratch-conv2d.vfold1of2"}
 OPTIONS_JOBS = {
     "synth_data": 1,
     "norm_stats": 1,
-    "ssl_pretrain": 2,  # the JEPA family's two generations
+    "ssl_pretrain": 2 + 1,  # the JEPA family's two generations, the TATS family's one
     "finetune_jepa": 1 * 2,
+    "finetune_mae2d": 1 * 2,  # the member on the TATS-masked encoder, with its twin
     "finetune_scratch": 4 * 2,  # 2 "train only" + 2 "train + val" fold members, each with its twin
-    "cache_probs": 5,  # val + test of each train-only member
-    "cache_probs_twin": 5,  # test of each train+val twin
+    "cache_probs": 6,  # val + test of each train-only member
+    "cache_probs_twin": 6,  # test of each train+val twin
     "member_list": 1,
     "baseline": 1,
     "stacker": 1,
@@ -153,13 +154,16 @@ def test_the_stacker_and_the_report_read_the_baseline_cache_beside_the_members(o
     assert "results/smoke_options/baseline/submission.csv" in jobs["all"].inputs
 
 
-def test_options_jobs_pass_the_fold_and_the_jepa_settings_to_their_clis(options_dry_run):
+def test_options_jobs_pass_the_fold_jepa_and_tats_settings_to_their_clis(options_dry_run):
     shells = [line for line in options_dry_run.splitlines() if line.startswith("Shell command: python -m whatnext")]
     vfold1_twin = [c for c in shells if "--out results/smoke_options/models/scratch-conv2d.vfold1of2/trainval.pt" in c]
     assert len(vfold1_twin) == 1 and "--fold 1/2 --fold-pool trainval --fit trainval" in vfold1_twin[0]
     jepa_gen2 = [c for c in shells if "pretrain_jepa" in c and "gen2/encoder.pt --metrics" in c]
     assert len(jepa_gen2) == 1 and "--init-encoder results/smoke_options/ssl/jepa/gen1/encoder.pt" in jepa_gen2[0]
     assert "--context 2 --cov-coeff 100 --std-coeff 10 --steps 2" in jepa_gen2[0]
+    tats = [c for c in shells if "pretrain_mae2d" in c]
+    assert len(tats) == 1 and "--masking tats" in tats[0] and "--tats-warmup-epochs 0.5" in tats[0]
+    assert all("--masking" not in c for c in shells if "pretrain_jepa" in c)
     jepa_member = [c for c in shells if "track_a_jepa" in c]
     assert len(jepa_member) == 2 and all("--encoder-ckpt results/smoke_options/ssl/jepa/gen2/encoder.pt" in c
                                          for c in jepa_member)

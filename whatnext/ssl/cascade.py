@@ -127,6 +127,8 @@ def open_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, 
         fingerprint={"family": method.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )
+    if method.schedule is not None:
+        method.schedule(model, trainer.steps_per_epoch)
     return Generation(model, trainer, normaliser, config, number, init_encoder, parent_sha)
 
 

@@ -25,6 +25,7 @@ from whatnext.models import build_encoder
 from whatnext.models.patches import patchify
 from whatnext.models.vit_base import MaskableViT, gather_tokens
 from whatnext.ssl.masking import Masking, build_masking, reconstructed_indices, visible_indices
+from whatnext.ssl.tats import DEFAULTS as TATS_DEFAULTS, AdaptiveMasking, build_adaptive_masking
 
 
 def normalise_patches(target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -103,7 +104,8 @@ class MaskedAutoencoder(nn.Module):
     """encoder (visible tokens only) + decoder + masked normalised-pixel loss; clip -> :class:`MAEOutput`."""
 
     def __init__(self, encoder: MaskableViT, decoder: MAEDecoder, masking: Masking, norm_pix: bool = True,
-                 decoder_keep: float = 1.0, target: str = "pixels", motion_weight: float = 0.0):
+                 decoder_keep: float = 1.0, target: str = "pixels", motion_weight: float = 0.0,
+                 tats: AdaptiveMasking | None = None):
         super().__init__()
         if target not in TARGETS:
             raise ValueError(f"unknown reconstruction target {target!r}; known: {', '.join(TARGETS)}")
@@ -116,6 +118,7 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_keep = decoder_keep
         self.target = target
         self.motion_weight = motion_weight
+        self.tats = tats
 
     def residual_sequences(self, x: torch.Tensor) -> torch.Tensor:
         """Clip [B, T, C, H, W] -> its motion residual (each frame minus the clip's mean frame) as patch
@@ -124,16 +127,43 @@ class MaskedAutoencoder(nn.Module):
         return self.encoder.to_sequences(patchify(residual, self.encoder.patch_size, self.encoder.tubelet_size))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> MAEOutput:
-        """Clip x [B, T, C, H, W]; the mask [B, T', N] is drawn from ``generator`` unless given."""
-        mask = self.masking(x.shape[0], self.encoder.grid, generator) if mask is None else mask
+        """Clip x [B, T, C, H, W]; the mask [B, T', N] is drawn from ``generator`` unless given. With TATS
+        (``tats``) a training step past the warm-up draws it from the sampler, and its per-token
+        reconstruction errors are recorded as the sampler's reward (:class:`~whatnext.ssl.tats.AdaptiveMasking`)."""
+        patches = self.encoder.patch_sequences(x)
+        adaptive = mask is None and self.tats is not None and self.training
+        episode = None
+        if adaptive and self.tats.active:
+            with torch.no_grad():
+                tokens = self.encoder.from_sequences(self.encoder.embed_patches(patches))
+            mask, episode = self.tats.draw(tokens, self.masked_per_sequence, generator)
+        elif mask is None:
+            mask = self.masking(x.shape[0], self.encoder.grid, generator)
         mask = mask.to(x.device)
         seq_mask = self.encoder.to_sequences(mask)
         ids_keep = visible_indices(seq_mask)
         ids_rec = reconstructed_indices(seq_mask, self.decoder_keep, generator)
-        patches = self.encoder.patch_sequences(x)
         latent = self.encoder.encode_patches(patches, ids_keep)
         loss, pred, target = self.reconstruct(patches, latent, ids_keep, ids_rec, self.loss_targets(x, patches))
+        if episode is not None:
+            episode.reward, episode.rewarded = self.token_errors(pred, target, ids_rec, seq_mask.shape)
+        if adaptive:
+            self.tats.record(episode)
         return MAEOutput(loss, pred, target, mask, ids_rec)
+
+    @property
+    def masked_per_sequence(self) -> int:
+        """Masked tokens per encoder sequence under the family's random masking (TATS keeps the same count)."""
+        return self.masking.num_masked(self.encoder.grid[1]) * self.encoder.steps_per_sequence
+
+    def token_errors(self, pred: torch.Tensor, target: torch.Tensor, ids_rec: torch.Tensor,
+                     seq_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-token MSE [B, T', N], 0 where not reconstructed; bool [B, T', N], True where reconstructed) from
+        pred, target [S, L_rec, P] at ``ids_rec`` [S, L_rec] of sequences ``seq_shape`` [S, L]; detached."""
+        errors = (pred.detach().float() - target.detach().float()).pow(2).mean(-1)
+        grid = torch.zeros(seq_shape, device=errors.device).scatter_(1, ids_rec, errors)
+        rewarded = torch.zeros(seq_shape, dtype=torch.bool, device=errors.device).scatter_(1, ids_rec, True)
+        return self.encoder.from_sequences(grid), self.encoder.from_sequences(rewarded)
 
     def loss_targets(self, x: torch.Tensor, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(target patches [S, L, P], per-patch loss weights [S, L] or None) of clip x [B, T, C, H, W] whose
@@ -160,7 +190,8 @@ class MaskedAutoencoder(nn.Module):
 
 
 SSL_KEYS = {"masking", "mask_ratio", "decoder_dim", "decoder_depth", "decoder_heads", "decoder_keep", "norm_pix",
-            "target", "motion_weight"}
+            "target", "motion_weight", *TATS_DEFAULTS}
+ADAPTIVE = ("random", "tats")  # ``masking`` values beyond the strategy names: the family's random one, or TATS over it
 
 
 def build_decoder(encoder: MaskableViT, ssl: dict) -> MAEDecoder:
@@ -178,7 +209,9 @@ def build_decoder(encoder: MaskableViT, ssl: dict) -> MAEDecoder:
 
 def build_masked_autoencoder(model_config: dict, encoder: MaskableViT | None = None) -> MaskedAutoencoder:
     """Pretraining model for ``model_config`` (its ``ssl`` dict overrides the encoder's defaults:
-    ``masking``, ``mask_ratio``, ``decoder_dim``, ``decoder_depth``, ``decoder_heads``, ``decoder_keep``,
+    ``masking`` (a strategy of :mod:`whatnext.ssl.masking`; ``"random"``: the family's own; ``"tats"``: the
+    family's own until the TATS warm-up, then the sampler of :mod:`whatnext.ssl.tats`, set by the ``tats_*``
+    keys), ``mask_ratio``, ``decoder_dim``, ``decoder_depth``, ``decoder_heads``, ``decoder_keep``,
     ``norm_pix``, ``target`` (``"pixels"`` or ``"residual"``: each frame minus its clip's mean frame),
     ``motion_weight`` (see :func:`motion_weights`)).
 
@@ -193,10 +226,12 @@ def build_masked_autoencoder(model_config: dict, encoder: MaskableViT | None = N
     if unknown:
         raise ValueError(f"model_config['ssl'] has unknown keys {sorted(unknown)}; known: {sorted(SSL_KEYS)}")
     defaults = encoder.ssl_defaults
-    masking = build_masking(ssl.get("masking", defaults.masking), ssl.get("mask_ratio", defaults.mask_ratio))
+    name = ssl.get("masking", "random")
+    masking = build_masking(defaults.masking if name in ADAPTIVE else name, ssl.get("mask_ratio", defaults.mask_ratio))
     keep = ssl.get("decoder_keep", defaults.decoder_keep)
     if not 0 < keep <= 1:
         raise ValueError(f"model_config['ssl']['decoder_keep'] must lie in (0, 1], got {keep}")
     return MaskedAutoencoder(encoder, build_decoder(encoder, ssl), masking, norm_pix=ssl.get("norm_pix", True),
                              decoder_keep=keep, target=ssl.get("target", "pixels"),
-                             motion_weight=ssl.get("motion_weight", 0.0))
+                             motion_weight=ssl.get("motion_weight", 0.0),
+                             tats=build_adaptive_masking(encoder, ssl) if name == "tats" else None)

@@ -54,6 +54,8 @@ class SSLMethod:
             clips of a split (unaugmented), comparable across generations.
         settings: the method's CLI settings.
         reset: names of the model's modules rebuilt fresh every generation (everything but ``encoder``).
+        schedule: ``(model, steps_per_epoch) -> None``, called once the trainer is built and before a resume
+            state is loaded, for settings the model counts in epochs (the TATS warm-up); None: nothing to tell.
     """
 
     name: str
@@ -62,3 +64,4 @@ class SSLMethod:
     probe: Callable[[nn.Module, ClipDataset, ClipNormaliser], float]
     settings: tuple[Setting, ...]
     reset: tuple[str, ...]
+    schedule: Callable[[nn.Module, int], None] | None = None
