@@ -1,16 +1,20 @@
 """Masked-pretraining cost: visible-only encoding vs encoding every token, and paper-size compute.
 
-Prints three tables:
+Prints four tables:
 
 1. CPU sizes (``mae2d_vit_tiny``, ``videomae_vit_tiny``): median wall time of one
    forward+backward step (encoder + decoder + masked loss) with the encoder on the visible tokens
    only, against the same step with the encoder on every token (decoder and loss unchanged), at
    mask ratios 0.75 and 0.9; and the same ratio for the encoder alone.
-2. Paper sizes (MAE-2D ViT-B/16, tubelet ViT-S/16 and ViT-B/16, 4 x 224^2 clips): parameters and
+2. TATS (``masking: tats``, :mod:`whatnext.ssl.tats`) against random masking at the CPU sizes: median wall
+   time of one training step (mask, forward, backward) with the family's random masking and with the TATS
+   sampler past its warm-up at the paper's phase length (every step draws the mask from the sampler, records
+   the episode and runs the sampler's PPO phase, 4 full-batch steps), and their ratio.
+3. Paper sizes (MAE-2D ViT-B/16, tubelet ViT-S/16 and ViT-B/16, 4 x 224^2 clips): parameters and
    FLOPs per clip counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add = 2 FLOPs)
    for a pretraining step (fwd+bwd, visible-only, decoder included) and a finetuning step (fwd+bwd,
    all tokens, attentive-probe head).
-3. GPU-hours per SSL generation and per finetune on A100 / H100 from those FLOPs at the stated
+4. GPU-hours per SSL generation and per finetune on A100 / H100 from those FLOPs at the stated
    utilisation of the bf16 dense peak.
 
 Run: ``python bench/ssl_step.py`` (a few minutes on one CPU thread).
@@ -97,6 +101,26 @@ def timing_table(img_size: int, batch_size: int, repeats: int) -> None:
                        f"| {flops[True] / flops[False]:.2f}x | <= {target}x |")
 
 
+def tats_table(img_size: int, batch_size: int, repeats: int) -> None:
+    click.echo(f"\n## TATS step vs random-mask step on CPU ({batch_size} clips of 4 x {img_size}^2, "
+               f"{torch.get_num_threads()} thread(s), medians of {repeats} alternating repeats)")
+    click.echo("| encoder | mask | step random (ms) | step TATS (ms) | TATS / random |")
+    click.echo("|---|---|---|---|---|")
+    for name in ("mae2d_vit_tiny", "videomae_vit_tiny"):
+        for ratio in (0.75, 0.9):
+            models = {}
+            for masking in ("random", "tats"):
+                torch.manual_seed(0)
+                models[masking] = build_masked_autoencoder({"encoder": name, "img_size": img_size, "num_frames": 4,
+                                                            "ssl": {"mask_ratio": ratio, "masking": masking,
+                                                                    "tats_warmup_epochs": 0.0}})
+            models["tats"].tats.schedule(steps_per_epoch=1)
+            x = torch.randn(batch_size, 4, 3, img_size, img_size)
+            t_random, t_tats, ratio_tats = paired_timings(lambda: models["random"](x).loss.backward(),
+                                                          lambda: models["tats"](x).loss.backward(), repeats)
+            click.echo(f"| {name} | {ratio} | {1e3 * t_random:.1f} | {1e3 * t_tats:.1f} | {ratio_tats:.2f}x |")
+
+
 def count_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -159,12 +183,17 @@ def paper_tables(ssl_epochs: int, ft_epochs: int, mfu: float) -> None:
 @click.option("--ssl-epochs", default=100, show_default=True, help="Epochs per SSL generation (the seed's ssl600 -> ssl700 step).")
 @click.option("--ft-epochs", default=50, show_default=True, help="Finetuning epochs assumed for the GPU-hour table.")
 @click.option("--mfu", default=0.4, show_default=True, help="Model FLOP utilisation assumed for the GPU-hour table.")
-@click.option("--skip-paper", is_flag=True, help="Only the CPU timing table.")
+@click.option("--skip-paper", is_flag=True, help="Only the CPU timing tables.")
+@click.option("--skip-visible", is_flag=True, help="Leave out the visible-only vs all-token table.")
+@click.option("--skip-tats", is_flag=True, help="Leave out the TATS vs random-masking table.")
 def main(img_size: int, batch_size: int, repeats: int, threads: int, ssl_epochs: int, ft_epochs: int, mfu: float,
-         skip_paper: bool) -> None:
+         skip_paper: bool, skip_visible: bool, skip_tats: bool) -> None:
     """Print the SSL step benchmark tables."""
     torch.set_num_threads(threads)
-    timing_table(img_size, batch_size, repeats)
+    if not skip_visible:
+        timing_table(img_size, batch_size, repeats)
+    if not skip_tats:
+        tats_table(img_size, batch_size, repeats)
     if not skip_paper:
         paper_tables(ssl_epochs, ft_epochs, mfu)
 
