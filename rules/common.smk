@@ -15,6 +15,7 @@ from workflow_scripts.cli_manifest import load_manifest
 from workflow_scripts.members import ConfigError
 from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
 
+from workflow_scripts import resources as job_resources, retry_policy
 from workflow_scripts import time_limits as job_limits
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -253,18 +254,40 @@ def resume_dir(wildcards, output):
 # ---------------------------------------------------------------- resources
 
 
+def outcome_path(rule_name):
+    """Params function: the file a GPU job records its runs in (``--outcome``), read by its retries."""
+    return lambda wildcards: retry_policy.outcome_file(LOGS, rule_name, wildcards)
+
+
+def retry_plan(rule_name, wildcards, attempt):
+    """What the earlier attempts of a job ran out of (time, memory), from their recorded outcomes."""
+    return retry_policy.retry_plan(
+        retry_policy.outcome_file(LOGS, rule_name, wildcards), attempt
+    )
+
+
 def gpu_runtime(rule_name):
+    """runtime: the deadline-aware limit, grown once per earlier attempt that ran out of time."""
     return lambda wildcards, attempt: job_limits.runtime_minutes(
-        rule_name, wildcards, attempt, config
+        rule_name,
+        wildcards,
+        attempt,
+        config,
+        time_retries=retry_plan(rule_name, wildcards, attempt).time_retries,
     )
 
 
 def gpu_count(rule_name):
-    return job_limits.gpu_job_resources(rule_name, config)["gpu"]
+    return job_resources.gpu_job_resources(rule_name, config)["gpu"]
 
 
 def gpu_mem_mb(rule_name):
-    return job_limits.gpu_job_resources(rule_name, config)["mem_mb"]
+    """mem_mb: the config's, grown once per earlier attempt that ran out of host memory."""
+    return lambda wildcards, attempt: job_resources.memory_mb(
+        rule_name,
+        config,
+        retry_plan(rule_name, wildcards, attempt).memory_retries,
+    )
 
 
 # ---------------------------------------------------------------- caches, pseudo-labels, ensemble

@@ -27,8 +27,9 @@ rule finetune_cascade:
         code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
         data=data_dir,
         resume=resume_dir,
+        outcome=outcome_path("finetune_cascade"),
     shell:
-        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_mae2d:
@@ -53,8 +54,9 @@ rule finetune_mae2d:
         code=stage_fingerprint("whatnext.finetune.track_a_mae2d"),
         data=data_dir,
         resume=resume_dir,
+        outcome=outcome_path("finetune_mae2d"),
     shell:
-        "python -m whatnext.finetune.track_a_mae2d --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_mae2d --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_videomae:
@@ -79,8 +81,9 @@ rule finetune_videomae:
         code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
         data=data_dir,
         resume=resume_dir,
+        outcome=outcome_path("finetune_videomae"),
     shell:
-        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_jepa:
@@ -105,8 +108,9 @@ rule finetune_jepa:
         code=stage_fingerprint("whatnext.finetune.track_a_jepa"),
         data=data_dir,
         resume=resume_dir,
+        outcome=outcome_path("finetune_jepa"),
     shell:
-        "python -m whatnext.finetune.track_a_jepa --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_jepa --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_scratch:
@@ -131,5 +135,6 @@ rule finetune_scratch:
         code=stage_fingerprint("whatnext.finetune.track_a_scratch"),
         data=data_dir,
         resume=resume_dir,
+        outcome=outcome_path("finetune_scratch"),
     shell:
-        "python -m whatnext.finetune.track_a_scratch --data {params.data} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_scratch --data {params.data} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"

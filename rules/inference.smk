@@ -36,8 +36,9 @@ rule cache_probs:
         tta=tta_flags(),
         caches=cache_flags,
         guard=guard_flags,
+        outcome=outcome_path("cache_probs"),
     shell:
-        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --member {wildcards.member} --fit {wildcards.fit} {params.caches} {params.tta} {params.guard} --threads {threads} > {log} 2>&1"
+        "python -m whatnext.inference.cache_probs --data {params.data} --ckpt {input.ckpt} --member {wildcards.member} --fit {wildcards.fit} {params.caches} {params.tta} {params.guard} --threads {threads} --outcome {params.outcome} > {log} 2>&1"
 
 
 use rule cache_probs as cache_probs_twin with:

@@ -28,5 +28,6 @@ rule ssl_pretrain:
         img_size=config["img_size"],
         resume=resume_dir,
         launch=ssl_launcher,
+        outcome=outcome_path("ssl_pretrain"),
     shell:
-        "{params.launch}python -m whatnext.ssl.pretrain_{params.method} --data {params.data} --arch {params.arch} --img-size {params.img_size} {params.init} --out {output.encoder} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} > {log} 2>&1"
+        "{params.launch}python -m whatnext.ssl.pretrain_{params.method} --data {params.data} --arch {params.arch} --img-size {params.img_size} {params.init} --out {output.encoder} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"

@@ -2,8 +2,11 @@
 
 A job's limit at retry ``attempt`` (1-based) is
 
-    min(ceil(estimate x headroom x attempt_growth ** (attempt - 1)),  partition maximum,
+    min(ceil(estimate x headroom x attempt_growth ** time_retries),  partition maximum,
         minutes left before the deadline - margin)
+
+where ``time_retries`` counts the earlier attempts that ran out of time (TIMEOUT or exit 75; from their
+recorded outcomes, workflow_scripts/retry_policy.py; ``attempt - 1`` when the caller does not know them)
 
 where the estimate (minutes on one GPU) comes from the work: ``units`` x cost per unit + start-up,
 ``units`` = max_epochs x clips for training (the most a run that stops by progress can do; SSL reads
@@ -157,11 +160,14 @@ class TimeLimit:
     fits_deadline: bool
 
 
-def time_limit(estimate_min: float, attempt: int, limits: ClusterLimits, now: datetime) -> TimeLimit:
-    """The limit of a job estimated at ``estimate_min`` minutes, at retry ``attempt`` (1-based)."""
+def time_limit(estimate_min: float, attempt: int, limits: ClusterLimits, now: datetime,
+               time_retries: int | None = None) -> TimeLimit:
+    """The limit of a job estimated at ``estimate_min`` minutes, at retry ``attempt`` (1-based), after
+    ``time_retries`` earlier attempts that ran out of time (None: every earlier attempt did)."""
     if attempt < 1:
         raise ValueError(f"attempt must be >= 1, got {attempt}")
-    candidates = {"estimate": math.ceil(estimate_min * limits.headroom * limits.attempt_growth ** (attempt - 1))}
+    growth = attempt - 1 if time_retries is None else time_retries
+    candidates = {"estimate": math.ceil(estimate_min * limits.headroom * limits.attempt_growth ** growth)}
     if limits.max_runtime_min is not None:
         candidates["partition"] = math.floor(limits.max_runtime_min)
     left = limits.minutes_left(now)
@@ -314,8 +320,9 @@ def report_job(job: str, limit: TimeLimit, limits: ClusterLimits, now: datetime,
 
 
 def runtime_minutes(rule_name: str, wildcards, attempt: int, config: Mapping,
-                    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> int:
-    """Time limit in whole minutes of one job of ``rule_name`` at retry ``attempt`` (the rules' interface)."""
+                    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), time_retries: int | None = None) -> int:
+    """Time limit in whole minutes of one job of ``rule_name`` at retry ``attempt`` (the rules' interface),
+    after ``time_retries`` earlier attempts that ran out of time (None: ``attempt - 1``)."""
     moment = now()
     limits = ClusterLimits.from_config(config, moment)
     estimate = estimate_minutes(rule_name, wildcards, config, _memo("counts", config, lambda: clip_counts(config)))
@@ -326,7 +333,7 @@ def runtime_minutes(rule_name: str, wildcards, attempt: int, config: Mapping,
             f"than the start-up of every job ({overhead:g} min; {describe_job(rule_name, wildcards)} needs "
             f"~{estimate.minutes:.0f} min)"
         )
-    limit = time_limit(estimate.minutes, attempt, limits, moment)
+    limit = time_limit(estimate.minutes, attempt, limits, moment, time_retries)
     if attempt == 1:
         report_job(describe_job(rule_name, wildcards), limit, limits, moment)
     return limit.minutes

@@ -67,3 +67,27 @@ def test_log_flag_writes_the_log_file(tmp_path):
 def test_unknown_device_is_a_usage_error():
     result = CliRunner().invoke(make_command(lambda n, t: None), ["--device", "gpu0"])
     assert result.exit_code == 2 and "'gpu0' is not a torch device" in result.output
+
+
+def test_outcome_file_records_each_run_and_why_it_ended(tmp_path, monkeypatch):
+    """--outcome: one record per run, oldest first; exit 75 keeps the trainer's reason, a MemoryError is told apart."""
+    import json
+
+    outcome = tmp_path / "outcomes" / "job.json"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+
+    def stop(name, train):
+        running = json.loads(outcome.read_text())["runs"][-1]
+        assert (running["outcome"], running["slurm_job_id"]) == ("running", "4242")  # recorded before the work
+        raise TrainingIncomplete(3, 10, "signal 15", Path("r/trainer_state.pt"))
+
+    def out_of_memory(name, train):
+        raise MemoryError()
+
+    codes = [CliRunner().invoke(make_command(action), ["--outcome", str(outcome)]).exit_code
+             for action in (stop, out_of_memory, lambda n, t: None)]
+    runs = json.loads(outcome.read_text())["runs"]
+    assert codes == [75, 1, 0]
+    assert [(r["outcome"], r["detail"]) for r in runs] == [("incomplete", "signal 15"), ("memory_error", "MemoryError"),
+                                                          ("completed", "")]
+    assert all(r["slurm_job_id"] == "4242" and r["ended"] >= r["started"] for r in runs)

@@ -31,10 +31,11 @@ from whatnext.finetune.round_guard import kept_checkpoint, parse_candidates
 from whatnext.models import build_model
 from whatnext.models.factory import DEFAULTS
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict
-from whatnext.runtime.cli_options import check_device
+from whatnext.runtime.cli_options import check_device, outcome_option
 from whatnext.runtime.distributed import rank_device
 from whatnext.runtime.errors import BadInput
 from whatnext.runtime.logging_setup import cli_logging
+from whatnext.runtime.outcome import recorded
 from whatnext.runtime.precision import Acceleration, compile_option, precision_option
 from whatnext.runtime.prob_cache import FITS, SPLITS, write_prob_cache
 
@@ -106,7 +107,9 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
 @precision_option()
 @compile_option()
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the log to this file.")
-def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, batch_size, threads, workers, device, precision, compile, log_file):
+@outcome_option()
+def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, batch_size, threads, workers, device, precision, compile, log_file,
+         outcome):
     """Cache a member's TTA probabilities on the val and/or test split."""
     if not re.match(MEMBER_ID, member):
         raise BadInput(f"member id {member!r} must match {MEMBER_ID}")
@@ -114,7 +117,7 @@ def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, ba
         raise click.UsageError(f"give each split once with its own --out (got --split {list(splits)}, {len(outs)} --out)")
     if threads:
         torch.set_num_threads(threads)
-    with cli_logging(log_file):
+    with recorded(outcome), cli_logging(log_file):
         try:
             provenances = cache_member_probs(data, ckpt, dict(zip(splits, outs)), member, fit, tta, flip, batch_size,
                                              workers, device, precision, compile, guard, parse_candidates(candidates))

@@ -6,8 +6,9 @@
     def main(data, train: TrainOptions): ...
 
 The decorated function receives the flags as one ``train: TrainOptions``. The
-decorator also applies ``--threads``, sets up logging (``--log``) and maps the runtime's outcomes to exit
-codes: :class:`~whatnext.runtime.trainer.TrainingIncomplete` -> 75 (state saved,
+decorator also applies ``--threads``, sets up logging (``--log``), records how the run ended in
+``--outcome FILE`` for the workflow's retries (:mod:`whatnext.runtime.outcome`) and maps the runtime's
+outcomes to exit codes: :class:`~whatnext.runtime.trainer.TrainingIncomplete` -> 75 (state saved,
 rerun to resume); an unusable resume state or checkpoint -> :class:`BadInput` naming the
 file (exit 2, like bad flags).
 """
@@ -27,6 +28,7 @@ from whatnext.runtime.checkpoint import CheckpointError
 from whatnext.runtime.deadline import parse_deadline
 from whatnext.runtime.errors import BadInput
 from whatnext.runtime.logging_setup import cli_logging
+from whatnext.runtime.outcome import recorded
 from whatnext.runtime.precision import compile_option, precision_option
 from whatnext.runtime.trainer import EXIT_INCOMPLETE, ResumeStateError, TrainingIncomplete, TrainOptions
 
@@ -81,6 +83,12 @@ def _option_specs(defaults: dict) -> list:
     ]
 
 
+def outcome_option():
+    """``--outcome FILE``: where the run records how it ended (:mod:`whatnext.runtime.outcome`)."""
+    return click.option("--outcome", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="Record how this run ended (running/completed/incomplete/cuda_oom/memory_error/failed) in this JSON file, for the workflow's retries.")
+
+
 def training_options(**defaults):
     """Decorator adding the shared training flags (defaults overridable by keyword) to a click command."""
     unknown = set(defaults) - {f.name for f in dataclasses.fields(TrainOptions)}
@@ -90,20 +98,21 @@ def training_options(**defaults):
 
     def decorate(command):
         @functools.wraps(command)
-        def wrapper(**kwargs):
+        def wrapper(outcome=None, **kwargs):
             train = TrainOptions(**{name: kwargs.pop(name) for name in names})
             if train.threads:
                 torch.set_num_threads(train.threads)
-            with cli_logging(train.log):
+            with recorded(outcome) as run, cli_logging(train.log):
                 try:
                     return command(train=train, **kwargs)
                 except TrainingIncomplete as stop:
+                    run.note(stop.reason)
                     log.warning("incomplete: %s; exit %d, rerun the same command to resume", stop, EXIT_INCOMPLETE)
                     sys.exit(EXIT_INCOMPLETE)
                 except (ResumeStateError, CheckpointError) as err:
                     raise BadInput(str(err)) from None
 
-        for option in reversed(_option_specs(defaults)):
+        for option in reversed([*_option_specs(defaults), outcome_option()]):
             wrapper = option(wrapper)
         return wrapper
 
