@@ -206,7 +206,10 @@ def _settings(ctx, param, values: tuple[str, ...]) -> dict:
         key, sep, value = item.partition("=")
         if not sep:
             raise click.BadParameter(f"{item!r}: give KEY=VALUE")
-        out[key.replace("-", "_")] = json.loads(value) if value[:1] in "0123456789.-tf[{" else value
+        try:  # numbers, booleans, lists as JSON; anything else (a name: target=residual, masking=tats) as text
+            out[key.replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.replace("-", "_")] = value
     return out
 
 
@@ -228,7 +231,7 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--ssl-warmup", default=5.0, show_default=True, help="Warmup epochs (at most a quarter of the run).")
 @click.option("--ssl-splits", default="train,val,test", show_default=True, help="Splits whose frames SSL uses.")
 @click.option("--ssl-setting", multiple=True, callback=_settings,
-              help="A method setting KEY=VALUE (mask_ratio, target, motion_weight, norm_pix), repeatable.")
+              help="A method setting KEY=VALUE (mask_ratio, target, motion_weight, norm_pix, masking, tats_*), repeatable.")
 @click.option("--ft-epochs", default=6, show_default=True, help="Finetune epochs (0: frozen probe only).")
 @click.option("--ft-lr", default=1e-3, show_default=True)
 @click.option("--layer-decay", default=0.75, show_default=True)

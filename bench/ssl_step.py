@@ -9,7 +9,8 @@ Prints four tables:
 2. TATS (``masking: tats``, :mod:`whatnext.ssl.tats`) against random masking at the CPU sizes: median wall
    time of one training step (mask, forward, backward) with the family's random masking and with the TATS
    sampler past its warm-up at the paper's phase length (every step draws the mask from the sampler, records
-   the episode and runs the sampler's PPO phase, 4 full-batch steps), and their ratio.
+   the episode and runs the sampler's PPO phase, 4 full-batch steps), their ratio, the draw and the phase
+   alone, and the ratio of counted FLOPs; FLOP ratios also at two paper sizes (ViT-B/16, 4 x 224^2).
 3. Paper sizes (MAE-2D ViT-B/16, tubelet ViT-S/16 and ViT-B/16, 4 x 224^2 clips): parameters and
    FLOPs per clip counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add = 2 FLOPs)
    for a pretraining step (fwd+bwd, visible-only, decoder included) and a finetuning step (fwd+bwd,
@@ -32,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from whatnext.models import build_model
 from whatnext.ssl.mae_models import build_masked_autoencoder, gather_tokens
 from whatnext.ssl.masking import reconstructed_indices, visible_indices
+from whatnext.ssl.tats import DEFAULTS as TATS_DEFAULTS
 
 SSL_CLIPS = 44_993 + 6_745 + 6_912  # train + val + test clips: SSL sees every frame, no label
 FT_CLIPS = 44_993  # train clips (a train+val twin has 51,738)
@@ -101,24 +103,55 @@ def timing_table(img_size: int, batch_size: int, repeats: int) -> None:
                        f"| {flops[True] / flops[False]:.2f}x | <= {target}x |")
 
 
+def tats_models(name: str, img_size: int, ratio: float) -> dict:
+    """The same masked autoencoder (seed 0) under random masking and under TATS past its warm-up (the paper's
+    phase: every step draws from the sampler, records the episode and runs the PPO phase)."""
+    models = {}
+    for masking in ("random", "tats"):
+        torch.manual_seed(0)
+        models[masking] = build_masked_autoencoder({"encoder": name, "img_size": img_size, "num_frames": 4,
+                                                    "ssl": {"mask_ratio": ratio, "masking": masking,
+                                                            "tats_warmup_epochs": 0.0}})
+    models["tats"].tats.schedule(steps_per_epoch=1)
+    return models
+
+
 def tats_table(img_size: int, batch_size: int, repeats: int) -> None:
     click.echo(f"\n## TATS step vs random-mask step on CPU ({batch_size} clips of 4 x {img_size}^2, "
-               f"{torch.get_num_threads()} thread(s), medians of {repeats} alternating repeats)")
-    click.echo("| encoder | mask | step random (ms) | step TATS (ms) | TATS / random |")
-    click.echo("|---|---|---|---|---|")
+               f"{torch.get_num_threads()} thread(s), medians of {repeats} alternating repeats; TATS at its defaults: "
+               f"1 recorded step and {TATS_DEFAULTS['tats_ppo_epochs']} PPO steps per phase)")
+    click.echo("| encoder | mask | step random (ms) | step TATS (ms) | TATS / random | of which: sampler draw (ms) "
+               "| PPO phase (ms) | step FLOPs TATS / random |")
+    click.echo("|---|---|---|---|---|---|---|---|")
     for name in ("mae2d_vit_tiny", "videomae_vit_tiny"):
         for ratio in (0.75, 0.9):
-            models = {}
-            for masking in ("random", "tats"):
-                torch.manual_seed(0)
-                models[masking] = build_masked_autoencoder({"encoder": name, "img_size": img_size, "num_frames": 4,
-                                                            "ssl": {"mask_ratio": ratio, "masking": masking,
-                                                                    "tats_warmup_epochs": 0.0}})
-            models["tats"].tats.schedule(steps_per_epoch=1)
+            models = tats_models(name, img_size, ratio)
             x = torch.randn(batch_size, 4, 3, img_size, img_size)
             t_random, t_tats, ratio_tats = paired_timings(lambda: models["random"](x).loss.backward(),
                                                           lambda: models["tats"](x).loss.backward(), repeats)
-            click.echo(f"| {name} | {ratio} | {1e3 * t_random:.1f} | {1e3 * t_tats:.1f} | {ratio_tats:.2f}x |")
+            tats = models["tats"]
+            tokens = tats.encoder.from_sequences(tats.encoder.embed_patches(tats.encoder.patch_sequences(x))).detach()
+            t_draw, t_phase, _ = paired_timings(lambda: tats.tats.draw(tokens, tats.masked_per_sequence),
+                                                lambda: phase(tats, tokens), repeats)
+            flops = {k: count_flops(lambda: m(x).loss.backward()) for k, m in models.items()}
+            click.echo(f"| {name} | {ratio} | {1e3 * t_random:.1f} | {1e3 * t_tats:.1f} | {ratio_tats:.2f}x "
+                       f"| {1e3 * t_draw:.1f} | {1e3 * t_phase:.1f} | {flops['tats'] / flops['random']:.2f}x |")
+    x = torch.randn(1, 4, 3, 224, 224)
+    for name, ratio in (("mae2d_vit_b16", 0.9), ("videomae_vit_b16", 0.9)):
+        models = tats_models(name, 224, ratio)
+        flops = {k: count_flops(lambda: m(x).loss.backward()) for k, m in models.items()}
+        click.echo(f"| {name} (paper size, 4 x 224^2, FLOPs only) | {ratio} | | | | | "
+                   f"| {flops['tats'] / flops['random']:.2f}x |")
+
+
+def phase(model, tokens: torch.Tensor) -> None:
+    """One PPO phase of ``model``'s sampler on one episode drawn for ``tokens`` (every masked token rewarded,
+    rewards uniform in [0, 1))."""
+    episode = model.tats.draw(tokens, model.masked_per_sequence)[1]
+    episode.rewarded, episode.reward = episode.mask, torch.rand(episode.mask.shape) * episode.mask
+    model.tats.buffer = [episode]
+    model.tats.update()
+    model.tats.buffer = []
 
 
 def count_flops(fn) -> int:
