@@ -219,3 +219,13 @@ def test_a_sampler_state_changes_the_run(tiny_data_dir, tmp_path):
 def test_unknown_masking_is_a_usage_error(tiny_data_dir, tmp_path):
     result, _, _ = _run(tiny_data_dir, tmp_path, "bad", ["--masking", "adaptive"])
     assert result.exit_code == 2 and "'adaptive' is not one of 'random', 'tats'" in result.output
+
+
+def test_tats_is_refused_with_several_ranks(monkeypatch):
+    """The sampler's PPO phase runs inside the step, outside DistributedDataParallel's gradient sync."""
+    import whatnext.ssl.tats as tats_module
+
+    monkeypatch.setattr(tats_module, "current_ranks", lambda: type("Ranks", (), {"distributed": True})())
+    with pytest.raises(ValueError, match="masking tats trains its sampler in one process"):
+        _model()
+    assert _model(masking="random").tats is None  # random masking is unaffected

@@ -227,8 +227,8 @@ class AdaptiveMasking(nn.Module):
     @torch.no_grad()
     def draw(self, tokens: torch.Tensor, num_masked: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, Episode]:
         """Sampler-drawn mask [B, T', N] (True = masked, exactly ``num_masked`` per sequence) for embedded tokens
-        [B, T', N, D], and the episode it starts (its reward and rewarded tokens, zero here, are the caller's to fill). fp32, outside any autocast, as
-        :meth:`update` recomputes the log-probabilities."""
+        [B, T', N, D], and the episode it starts (its reward and rewarded tokens, zero here, are the caller's to
+        fill). fp32, outside any autocast, as :meth:`update` recomputes the log-probabilities."""
         tokens = tokens.detach().float()
         with torch.autocast(tokens.device.type, enabled=False):
             logits, value = self.sampler(tokens)
