@@ -15,7 +15,10 @@
 # LOCAL_SLURM_GPU_MAX_MIN, default 30; a job asking for more stays pending). Every finished
 # job is recorded by the job completion plugin (jobcomp/filetxt) in DIR/jobcomp.txt: partition, time
 # limit, state (COMPLETED, FAILED, TIMEOUT...), exit code; slurmctld keeps every job for MinJobAge=3600 s,
-# so `scontrol show job` also gives each finished job's GPU request (TresPerJob=gres:gpu:N).
+# so `scontrol show job` also gives each finished job's GPU request (TresPerJob=gres:gpu:N). Memory is
+# enforced as on clusters without cgroups: slurmstepd samples each job's RSS every second
+# (jobacct_gather/linux) and kills a job over its --mem (OverMemoryKill; Slurm then records FAILED,
+# signal 9, and the job's output says "exceeded memory limit").
 # munged runs as the munge user on its own socket inside DIR; slurmctld and slurmd run as root.
 # The config is written in DIR and linked from /etc/slurm/{slurm,gres}.conf (where every Slurm client
 # looks); `down` (and the exit trap of `run`) stops the daemons by PID and removes those links.
@@ -75,6 +78,9 @@ SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/jobcomp.txt
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill
 GresTypes=gpu
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$VCPUS Sockets=1 CoresPerSocket=$VCPUS ThreadsPerCore=1 RealMemory=$MEM_MB Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=$CPU_MAX_MIN State=UP

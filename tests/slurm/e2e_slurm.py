@@ -2,19 +2,24 @@
 
     workflow_scripts/local_slurm.sh run -- python tests/slurm/e2e_slurm.py [--timeout-s 480]
 
-1. Runs the smoke graph with ``--profile profiles/slurm --profile tests/slurm/ci_profile`` (configs/smoke.yaml
-   plus tests/slurm/ci_overlay.yaml) under a hard ``timeout``.
+1. Runs, side by side under a hard ``timeout``, the smoke graph with ``--profile profiles/slurm --profile
+   tests/slurm/ci_profile`` (configs/smoke.yaml plus tests/slurm/ci_overlay.yaml: no twins) and the retry
+   workflow (tests/slurm/retry_workflow: two tiny jobs whose first attempt dies).
 2. From Slurm's own records (``scontrol show job``, kept for MinJobAge, and the jobcomp/filetxt file) and the
-   Snakemake log: every non-local job went through sbatch, to the partition with the GPU count the profile
+   Snakemake logs: every non-local job went through sbatch, to the partition with the GPU count the profile
    maps its rule to, with the time limit the profile (CPU rules) or workflow_scripts/time_limits.py (GPU
-   rules, at each attempt) gives it; no local rule reached Slurm.
+   rules, at each attempt, grown by the earlier attempts that ran out of time) gives it; no local rule
+   reached Slurm.
 3. The smoke graph's outputs (tests/smoke_checks.py: CI's only smoke run), and a second dry run with
    nothing to do.
-4. The MAE-2D SSL job, given a 2-minute first limit, stopped at it unfinished (its state saved; exit 75,
-   or TIMEOUT if Slurm killed it first), was resubmitted with the longer limit of the next attempt, resumed
-   from a step > 0, and ended with exactly the weights of an uninterrupted run of the same command outside
-   Slurm (started beside the graph as soon as Snakemake prints the command).
+4. Retries that know why a job died (workflow_scripts/retry_policy.py): the ``hog`` job, killed by Slurm's
+   memory enforcement on its first try, was resubmitted with mem_growth (4) times the memory and completed;
+   the ``tick`` job (a real Trainer whose steps sleep), stopped at its 2-minute first limit unfinished
+   (exit 75, or TIMEOUT had Slurm killed it first), was resubmitted with the longer limit, resumed from a
+   step > 0 (at most one checkpoint interval lost) and completed; each job's outcome file says why.
 Prints what Slurm recorded for each job and closes with "slurm_e2e: N passed, M failed" (exit 1 if M > 0).
+Exact resume (the resumed weights equal an uninterrupted run's) is the stage CLIs' own tests' job
+(tests/finetune/test_tracks.py, tests/ssl/test_pretrain_cli.py).
 """
 
 from __future__ import annotations
@@ -39,16 +44,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 sys.path.insert(0, str(REPO / "tests"))
 
-from slurm_records import dumped_logs, expected_comment, parse_run_log, parse_scontrol, shell_parts  # noqa: E402
+from slurm_records import dumped_logs, expected_comment, memory_to_mb, parse_run_log, parse_scontrol  # noqa: E402
 from smoke_checks import smoke_output_problems  # noqa: E402
 
+from whatnext.runtime.outcome import read_runs  # noqa: E402
+from workflow_scripts.retry_policy import killed_for_memory, outcome_file  # noqa: E402
 from workflow_scripts.time_limits import runtime_minutes  # noqa: E402
 
 PROFILE = REPO / "profiles" / "slurm"
 CI_PROFILE = REPO / "tests" / "slurm" / "ci_profile"
 CONFIGS = [REPO / "configs" / "smoke.yaml", REPO / "tests" / "slurm" / "ci_overlay.yaml"]
-# The job given too short a first limit (ci_profile: runtime_min_by_rule; ci_overlay: its long training).
-RESUME_RULE, RESUME_WILDCARDS, RESUME_KIND = "ssl_pretrain", {"family": "mae2d", "gen": "1"}, "encoder"
+RETRY_WORKFLOW = REPO / "tests" / "slurm" / "retry_workflow"
+RETRY_RULES = ("hog", "tick")
+MEM_GROWTH, TICK_FIRST_LIMIT_MIN, TICK_CHECKPOINT_EVERY = 4, 2, 1  # as tests/slurm/retry_workflow/Snakefile sets them
 RESUMED = re.compile(r"resumed from \S+ at step (\d+)/(\d+)")
 STOPPED = re.compile(r"incomplete: stopped at step (\d+)/(\d+)")  # in the failed tries' logs Snakemake prints
 
@@ -88,55 +96,45 @@ def profile_mapping(rule: str) -> tuple[dict, bool]:
     return {**profile["default-resources"], **own}, "runtime" in own
 
 
-def resume_job_submissions(run) -> list:
-    return [s for s in run.submissions if s.rule == RESUME_RULE and s.wildcards == RESUME_WILDCARDS]
-
-
-def start_reference(work: Path, shell: str) -> subprocess.Popen:
-    """The resumed job's command, run outside Slurm into ref/ without any limit: the uninterrupted weights."""
-    ref = work / "ref"
-    ref.mkdir()
-    argv, _ = shell_parts(shell)
-    for flag, name in (("--out", "model.pt"), ("--metrics", "metrics.json"), ("--resume-dir", "resume")):
-        argv[argv.index(flag) + 1] = str(ref / name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    with open(ref / "train.log", "w") as log:
-        return subprocess.Popen(argv, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
 def snakemake_command(work: Path, configs: list[Path]) -> list[str]:
     return ["snakemake", "--profile", str(PROFILE), "--profile", str(CI_PROFILE),
             "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--configfile", *map(str, configs)]
 
 
-def run_snakemake(work: Path, timeout_s: int, configs: list[Path]) -> tuple[int, str, float, subprocess.Popen | None]:
-    """The smoke graph on Slurm; the uninterrupted reference run starts beside it as soon as its command is known."""
-    command = ["timeout", "-k", "20", str(timeout_s), *snakemake_command(work, configs)]
-    print("$ " + shlex.join(command), flush=True)
-    start = time.monotonic()
-    reference = None
-    with open(work / "snakemake.log", "w") as log:
-        snakemake = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work)
-        while snakemake.poll() is None:
-            time.sleep(2)
-            if reference is None:
-                tries = resume_job_submissions(parse_run_log((work / "snakemake.log").read_text()))
-                if tries and tries[0].shell:
-                    reference = start_reference(work, tries[0].shell)
-    return snakemake.returncode, (work / "snakemake.log").read_text(), time.monotonic() - start, reference
+def retry_command(work: Path) -> list[str]:
+    return ["snakemake", "--profile", str(PROFILE), "--profile", str(CI_PROFILE),
+            "--snakefile", str(RETRY_WORKFLOW / "Snakefile"), "--directory", str(work)]
 
 
-def same_weights(a: Path, b: Path) -> tuple[bool, str]:
-    import torch
+def run_side_by_side(commands: dict[str, tuple[list[str], Path]], timeout_s: int) -> dict[str, tuple[int, str, float]]:
+    """Each command in its folder under one ``timeout``, all at once: name -> (exit code, log, seconds)."""
+    started, running = time.monotonic(), {}
+    for name, (command, folder) in commands.items():
+        command = ["timeout", "-k", "20", str(timeout_s), *command]
+        print(f"$ {shlex.join(command)}", flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        log = open(folder / "snakemake.log", "w")
+        running[name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder), log, folder)
+    done = {}
+    for name, (process, log, folder) in running.items():
+        rc = process.wait()
+        log.close()
+        done[name] = (rc, (folder / "snakemake.log").read_text(), time.monotonic() - started)
+    return done
 
-    from whatnext.runtime.checkpoint import load_checkpoint
 
-    left, right = load_checkpoint(a, expected_kind=RESUME_KIND), load_checkpoint(b, expected_kind=RESUME_KIND)
-    sa, sb = left["state_dict"], right["state_dict"]
-    if sa.keys() != sb.keys():
-        return False, "different parameter names"
-    differing = [k for k in sa if not torch.equal(sa[k], sb[k])]
-    return not differing, f"{len(differing)} of {len(sa)} tensors differ (first: {differing[:3]})"
+def recorded_runs(folder: Path, logs_dir: str, sub) -> dict[str, dict]:
+    """The runs a job's outcome file holds, by the Slurm job id each recorded."""
+    path = folder / outcome_file(logs_dir, sub.rule, sub.wildcards)
+    return {str(run.get("slurm_job_id")): run for run in read_runs(path)}
+
+
+def time_outs_before(sub, submissions: list, records: dict, runs: dict[str, dict]) -> int:
+    """How many earlier tries of ``sub``'s job ran out of time: Slurm TIMEOUT, or exit 75 inside (Slurm
+    records the job as FAILED; the job's outcome file says "incomplete")."""
+    earlier = [s for s in submissions if s.job == sub.job and s.attempt < sub.attempt]
+    return sum(records[s.slurm_id].state == "TIMEOUT" or runs.get(str(s.slurm_id), {}).get("outcome") == "incomplete"
+               for s in earlier if s.slurm_id in records)
 
 
 def print_records(run, records) -> None:
@@ -151,7 +149,8 @@ def print_records(run, records) -> None:
               f"{rec.fields['TimeLimit']:>6} {rec.fields.get('RunTime', ''):>8} {rec.state:<10} {rec.fields.get('ExitCode', '')}")
 
 
-def check_records(check: Checks, run, records, jobcomp, config) -> None:
+def check_records(check: Checks, run, records, jobcomp, config, folder: Path) -> None:
+    """The smoke graph's jobs against the profile; ``folder``: where the graph ran (its outcome files)."""
     submitted_jobs = {s.job for s in run.submissions}
     local_rules = {rule for rule, _ in run.local_jobs}
     check("slurm ran jobs", bool(run.submissions))
@@ -168,12 +167,19 @@ def check_records(check: Checks, run, records, jobcomp, config) -> None:
         if rec is None:
             continue
         spec, fixed_runtime = profile_mapping(sub.rule)
-        limit = int(spec["runtime"]) if fixed_runtime else runtime_minutes(sub.rule, sub.wildcards, sub.attempt, config)
+        if fixed_runtime:
+            limit = int(spec["runtime"])
+        else:
+            runs = recorded_runs(folder, f"{config['results']}/logs", sub)
+            limit = runtime_minutes(sub.rule, sub.wildcards, sub.attempt, config,
+                                    time_retries=time_outs_before(sub, run.submissions, records, runs))
         want = (expected_comment(sub.rule, sub.wildcards), spec["slurm_partition"], int(spec.get("gpu", 0)), limit)
         got = (rec.comment, rec.partition, rec.gpus, rec.time_limit_min)
         if want != got:
             wrong.append(f"slurm job {sub.slurm_id} ({sub.rule} try {sub.attempt}): want {want}, slurm has {got}")
     check("partition, GPUs and time limit of every job are the profile's / time_limits'", not wrong, "; ".join(wrong[:5]))
+    retried = [s for s in run.submissions if s.attempt > 1]
+    check("no job of the smoke graph needed a retry", not retried, str([(s.rule, s.wildcards, s.attempt) for s in retried]))
     check("every non-local job snakemake started went through sbatch", run.remote_jobs == submitted_jobs,
           str(sorted(run.remote_jobs ^ submitted_jobs)))
 
@@ -187,34 +193,50 @@ def check_outputs(check: Checks, work: Path, configs: list[Path], config: dict) 
     check("a second run has nothing to do", "Nothing to be done" in again.stdout + again.stderr, (again.stdout + again.stderr)[-2000:])
 
 
-def check_resume(check: Checks, work: Path, run, records, reference: subprocess.Popen | None, checkpoint_every: int) -> None:
-    """The job given too short a first limit: stopped unfinished, retried longer, resumed, same weights."""
-    name = f"{RESUME_RULE}[{','.join(RESUME_WILDCARDS.values())}]"
-    tries = resume_job_submissions(run)
-    if not check(f"{name} was retried", len(tries) >= 2, f"slurm jobs {[s.slurm_id for s in tries]}"):
+def tries_of(run, rule: str) -> list:
+    return [s for s in run.submissions if s.rule == rule]
+
+
+def check_memory_retry(check: Checks, work: Path, run, records) -> None:
+    """hog: killed by Slurm's memory enforcement, retried with mem_growth times the memory, completed."""
+    tries = tries_of(run, "hog")
+    if not check("hog was retried", len(tries) >= 2, f"slurm jobs {[s.slurm_id for s in tries]}"):
         return
     first, last = records[tries[0].slurm_id], records[tries[-1].slurm_id]
-    check(f"{name}: try 1 ended at its short limit unfinished (exit 75 or TIMEOUT)",
-          first.state in ("FAILED", "TIMEOUT"), f"{first.fields['TimeLimit']} {first.state}")
-    check(f"{name}: the last try had a longer limit and completed",
+    check("hog: try 1 was killed by Slurm for its memory (FAILED; the job's output has Slurm's memory-kill line)",
+          first.state == "FAILED" and killed_for_memory(first.fields.get("StdOut")),
+          f"{first.state}, output {first.fields.get('StdOut')}")
+    memory = [memory_to_mb(records[s.slurm_id].fields["MinMemoryNode"]) for s in tries]
+    check(f"hog: each retry asked for {MEM_GROWTH}x the memory and the last completed",
+          memory == [memory[0] * MEM_GROWTH ** k for k in range(len(tries))] and last.state == "COMPLETED",
+          f"memory {memory} MB, last {last.state}")
+    runs = [r.get("outcome") for r in read_runs(work / outcome_file("logs", "hog", {}))]
+    check("hog: its outcome file shows the killed run (never ended) then the completed one",
+          runs[-2:] == ["running", "completed"], str(runs))
+
+
+def check_time_retry(check: Checks, work: Path, run, records) -> None:
+    """tick: stopped at its short first limit unfinished, retried longer, resumed from a step > 0, completed."""
+    tries = tries_of(run, "tick")
+    if not check("tick was retried", len(tries) >= 2, f"slurm jobs {[s.slurm_id for s in tries]}"):
+        return
+    first, last = records[tries[0].slurm_id], records[tries[-1].slurm_id]
+    check(f"tick: try 1 ended at its {TICK_FIRST_LIMIT_MIN}-minute limit unfinished (exit 75 inside, or TIMEOUT)",
+          first.time_limit_min == TICK_FIRST_LIMIT_MIN and first.state in ("FAILED", "TIMEOUT"),
+          f"{first.fields['TimeLimit']} {first.state}")
+    check("tick: the last try had a longer limit and completed",
           last.time_limit_min > first.time_limit_min and last.state == "COMPLETED", f"{last.fields['TimeLimit']} {last.state}")
-    argv, log_path = shell_parts(tries[-1].shell or tries[0].shell)
-    resumed = RESUMED.search((work / log_path).read_text())
-    check(f"{name}: the last try resumed from a step > 0", bool(resumed) and int(resumed.group(1)) > 0,
-          resumed.group(0) if resumed else f"no 'resumed from' line in {log_path}")
-    stops = STOPPED.findall(dumped_logs((work / "snakemake.log").read_text(), log_path))
+    resumed = RESUMED.search((work / "logs" / "tick.log").read_text())
+    check("tick: the last try resumed from a step > 0", bool(resumed) and int(resumed.group(1)) > 0,
+          resumed.group(0) if resumed else "no 'resumed from' line in logs/tick.log")
+    stops = STOPPED.findall(dumped_logs((work / "snakemake.log").read_text(), "logs/tick.log"))
     if resumed and stops:  # a try killed by Slurm (TIMEOUT) prints no stop line: then the check above stands alone
         lost = int(stops[-1][0]) - int(resumed.group(1))
-        check(f"{name}: at most one checkpoint interval ({checkpoint_every} steps) lost between tries",
-              0 <= lost <= checkpoint_every, f"stopped at step {stops[-1][0]}, resumed at {resumed.group(1)}")
-    if not check(f"{name}: the uninterrupted reference run started", reference is not None):
-        return
-    started = time.monotonic()
-    rc = reference.wait()
-    print(f"uninterrupted reference run: exit {rc}, waited {time.monotonic() - started:.0f} s after the graph", flush=True)
-    if check(f"{name}: the uninterrupted reference run succeeded", rc == 0, f"exit {rc}, see {work / 'ref' / 'train.log'}"):
-        ok, detail = same_weights(work / argv[argv.index("--out") + 1], work / "ref" / "model.pt")
-        check(f"{name}: resumed weights equal the uninterrupted run's", ok, detail)
+        check(f"tick: at most one checkpoint interval ({TICK_CHECKPOINT_EVERY} step) lost between tries",
+              0 <= lost <= TICK_CHECKPOINT_EVERY, f"stopped at step {stops[-1][0]}, resumed at {resumed.group(1)}")
+    runs = [r.get("outcome") for r in read_runs(work / outcome_file("logs", "tick", {}))]
+    check("tick: its outcome file shows the stopped run then the completed one",
+          runs[-2] in ("incomplete", "running") and runs[-1] == "completed", str(runs))
 
 
 @click.command()
@@ -235,24 +257,28 @@ def main(timeout_s: int, work: Path | None, keep: bool, extra_configs: tuple[Pat
     work.mkdir(parents=True, exist_ok=True)
     check = Checks()
     configs = CONFIGS + [p.resolve() for p in extra_configs]
-    rc, log, seconds, reference = run_snakemake(work, timeout_s, configs)
-    print(f"snakemake exit {rc} after {seconds:.0f} s (timeout {timeout_s} s)", flush=True)
-    if not check("smoke graph finished on slurm within the timeout", rc == 0, f"exit {rc}"):
-        print("\n".join(log.splitlines()[-60:]))
+    graph_dir, retry_dir = work / "graph", work / "retry"
+    done = run_side_by_side({"smoke graph": (snakemake_command(graph_dir, configs), graph_dir),
+                             "retry workflow": (retry_command(retry_dir), retry_dir)}, timeout_s)
+    for name, (rc, log, seconds) in done.items():
+        print(f"{name}: snakemake exit {rc} after {seconds:.0f} s (timeout {timeout_s} s)", flush=True)
+        if not check(f"{name} finished on slurm within the timeout", rc == 0, f"exit {rc}"):
+            print("\n".join(log.splitlines()[-60:]))
     scontrol = subprocess.run(["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, timeout=30).stdout
     (work / "scontrol.txt").write_text(scontrol)
     records = parse_scontrol(scontrol)
     jobcomp = parse_scontrol(Path(jobcomp_path).read_text()) if Path(jobcomp_path).is_file() else {}
-    run = parse_run_log(log)
+    graph, retries = parse_run_log(done["smoke graph"][1]), parse_run_log(done["retry workflow"][1])
     config = run_config(configs)
-    print_records(run, records)
-    check_records(check, run, records, jobcomp, config)
-    if rc == 0:
-        check_outputs(check, work, configs, config)
-        every = merged(config.get("train", {}), config["ssl"][RESUME_WILDCARDS["family"]].get("train", {}))["checkpoint_every"]
-        check_resume(check, work, run, records, reference, every)
-    if reference is not None and reference.poll() is None:
-        reference.kill()
+    print_records(graph, records)
+    print_records(retries, records)
+    retry_ids = {s.slurm_id for s in retries.submissions}
+    check_records(check, graph, {k: v for k, v in records.items() if k not in retry_ids},
+                  {k: v for k, v in jobcomp.items() if k not in retry_ids}, config, graph_dir)
+    if done["smoke graph"][0] == 0:
+        check_outputs(check, graph_dir, configs, config)
+    check_memory_retry(check, retry_dir, retries, records)
+    check_time_retry(check, retry_dir, retries, records)
     if check.failed or keep:
         print(f"work folder (kept): {work}")
     elif created:

@@ -154,3 +154,10 @@ def dumped_logs(text: str, log_path: str) -> str:
     """What Snakemake printed of ``log_path`` for the failed tries (between two lines of "=" after "Logfile ...:")."""
     pattern = re.compile(rf"^Logfile {re.escape(log_path)}:\n=+\n(.*?)^=+$", re.MULTILINE | re.DOTALL)
     return "".join(pattern.findall(text))
+
+
+def memory_to_mb(text: str) -> int:
+    """A Slurm memory field (``MinMemoryNode=1400M``, ``2G``, ``1T``; Slurm's M is the MiB ``--mem`` counts) in MB."""
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}
+    number, unit = (text[:-1], text[-1].upper()) if text[-1:].isalpha() else (text, "M")
+    return round(float(number) * units[unit])

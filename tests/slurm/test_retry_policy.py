@@ -11,7 +11,7 @@ import pytest
 
 from workflow_scripts import retry_policy
 from workflow_scripts.resources import memory_mb
-from workflow_scripts.retry_policy import outcome_file, retry_plan, run_cause, slurm_cause, slurm_state
+from workflow_scripts.retry_policy import SlurmRecord, outcome_file, retry_plan, run_cause, slurm_cause, slurm_record
 from workflow_scripts.time_limits import estimate_minutes, runtime_minutes
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
@@ -34,7 +34,6 @@ def slurm_says(states):
     ("TIMEOUT", "0:15", "time"),
     ("DEADLINE", "0:0", "time"),
     ("OUT_OF_MEMORY", "0:125", "memory"),
-    ("FAILED", "0:9", "memory"),      # jobacct_gather's OverMemoryKill (no cgroups)
     ("FAILED", "1:0", "same"),
     ("NODE_FAIL", "0:0", "same"),
     ("PREEMPTED", "0:15", "same"),
@@ -42,7 +41,23 @@ def slurm_says(states):
     ("BOOT_FAIL", "0:0", "same"),
 ])
 def test_slurm_states(state, exit_code, cause):
-    assert slurm_cause(state, exit_code) == cause
+    assert slurm_cause(SlurmRecord(state, exit_code)) == cause
+
+
+def test_a_failed_job_whose_output_shows_slurm_s_memory_kill_ran_out_of_memory(tmp_path):
+    """Where no cgroup limits memory, jobacct_gather's OverMemoryKill ends the job FAILED (exit 1 of the job
+    step's srun, or signal 9): only its output tells; these lines are the local Slurm's (22.05)."""
+    killed = tmp_path / "1.log"
+    killed.write_text("Shell command: python hog.py\n"
+                      "slurmstepd-localhost: error: StepId=1.0 exceeded memory limit (368627712 > 367001600), being killed\n"
+                      "slurmstepd-localhost: error: Exceeded job memory limit\nsrun: error: localhost: task 0: Killed\n")
+    failed = tmp_path / "2.log"
+    failed.write_text("Traceback (most recent call last):\nValueError: bad\n")
+    assert slurm_cause(SlurmRecord("FAILED", "1:0", str(killed))) == "memory"
+    assert slurm_cause(SlurmRecord("FAILED", "0:9", str(killed))) == "memory"
+    assert slurm_cause(SlurmRecord("FAILED", "1:0", str(failed))) == "same"
+    assert slurm_cause(SlurmRecord("FAILED", "1:0", str(tmp_path / "gone.log"))) == "same"
+    assert slurm_cause(SlurmRecord("COMPLETED", "0:0", str(killed))) == "same"
 
 
 def test_what_the_job_recorded_wins_and_slurm_is_asked_only_for_runs_killed_from_outside():
@@ -50,7 +65,7 @@ def test_what_the_job_recorded_wins_and_slurm_is_asked_only_for_runs_killed_from
 
     def slurm(job_id):
         asked.append(job_id)
-        return ("TIMEOUT", "0:15")
+        return SlurmRecord("TIMEOUT", "0:15")
 
     causes = [run_cause(run(o, "9"), slurm) for o in ("incomplete", "memory_error", "cuda_oom", "failed", "completed")]
     assert causes == ["time", "memory", "gpu_memory", "same", "same"] and asked == []
@@ -62,7 +77,7 @@ def test_what_the_job_recorded_wins_and_slurm_is_asked_only_for_runs_killed_from
 def test_attempt_1_reads_nothing_and_retry_k_reads_the_last_k_minus_1_runs(tmp_path):
     path = tmp_path / "o.json"
     write_runs(path, run("memory_error"), run("memory_error"), run("running", "21"), run("incomplete"))
-    slurm = slurm_says({"21": ("OUT_OF_MEMORY", "0:125")})
+    slurm = slurm_says({"21": SlurmRecord("OUT_OF_MEMORY", "0:125")})
     assert retry_plan(str(path), 1, slurm).causes == ()
     assert retry_plan(str(path), 2, slurm).causes == ("time",)
     plan = retry_plan(str(path), 4, slurm)  # the first record is an older invocation's
@@ -70,25 +85,28 @@ def test_attempt_1_reads_nothing_and_retry_k_reads_the_last_k_minus_1_runs(tmp_p
     assert retry_plan(str(tmp_path / "missing.json"), 3, slurm).causes == ()
 
 
-def test_slurm_state_asks_sacct_then_scontrol_and_remembers_finished_jobs(monkeypatch):
-    monkeypatch.setattr(retry_policy, "_finished_states", {})
+def test_slurm_record_asks_scontrol_then_sacct_and_remembers_finished_jobs(monkeypatch):
+    monkeypatch.setattr(retry_policy, "_finished", {})
     calls = []
 
     def fake_run(argv, **kwargs):
         calls.append(argv[0])
-        if argv[0] == "sacct":  # no accounting database, as on the CI cluster
-            return subprocess.CompletedProcess(argv, 1, "", "sacct: error: Slurm accounting storage is disabled")
-        return subprocess.CompletedProcess(argv, 0, "JobId=5 JobName=x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15\n", "")
+        return subprocess.CompletedProcess(argv, 0, "JobId=5 JobName=x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15 "
+                                                    "StdOut=/w/.snakemake/slurm_logs/rule_x/5.log\n", "")
 
-    assert slurm_state("5", fake_run) == ("TIMEOUT", "0:15") and calls == ["sacct", "scontrol"]
-    assert slurm_state("5", fake_run) == ("TIMEOUT", "0:15") and calls == ["sacct", "scontrol"]  # remembered
+    assert slurm_record("5", fake_run) == SlurmRecord("TIMEOUT", "0:15", "/w/.snakemake/slurm_logs/rule_x/5.log")
+    assert slurm_record("5", fake_run).state == "TIMEOUT" and calls == ["scontrol"]  # remembered
 
-    def sacct_run(argv, **kwargs):
+    def forgotten_by_slurmctld(argv, **kwargs):  # past MinJobAge: only the accounting database knows
+        if argv[0] == "scontrol":
+            return subprocess.CompletedProcess(argv, 1, "", "slurm_load_jobs error: Invalid job id specified")
         assert argv[:3] == ["sacct", "-j", "6"]
         return subprocess.CompletedProcess(argv, 0, "CANCELLED by 0|0:15\n", "")
 
-    assert slurm_state("6", sacct_run) == ("CANCELLED", "0:15")
-    assert slurm_state("7", lambda argv, **kw: (_ for _ in ()).throw(FileNotFoundError(argv[0]))) is None
+    assert slurm_record("6", forgotten_by_slurmctld) == SlurmRecord("CANCELLED", "0:15")
+    assert slurm_record("7", lambda argv, **kw: (_ for _ in ()).throw(FileNotFoundError(argv[0]))) is None
+    running = lambda argv, **kw: subprocess.CompletedProcess(argv, 0, "JobId=8 JobState=RUNNING ExitCode=0:0\n", "")  # noqa: E731
+    assert slurm_record("8", running).state == "RUNNING" and "8" not in retry_policy._finished
 
 
 def test_outcome_file_is_one_per_job():

@@ -90,3 +90,9 @@ def test_dumped_logs_of_one_file_are_collected_and_others_ignored():
     text = ("Logfile logs/a.log:\n" + "=" * 80 + "\nstopped at step 5\n" + "=" * 80 + "\n"
             "Logfile logs/b.log:\n" + "=" * 80 + "\nother\n" + "=" * 80 + "\n")
     assert dumped_logs(text, "logs/a.log") == "stopped at step 5\n"
+
+
+def test_memory_fields_in_mb():
+    from slurm_records import memory_to_mb
+
+    assert [memory_to_mb(t) for t in ("350M", "1400M", "2G", "1.5G", "64000")] == [350, 1400, 2048, 1536, 64000]
