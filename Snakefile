@@ -39,6 +39,7 @@ localrules:
     all,
     member_list,
     submission,
+    efficiency_report,
 
 
 rule all:

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -422,6 +423,31 @@ BASELINE_DIR = f"{R}/baseline"
 def baseline_cache(split):
     """The pixel baseline's probability cache of ``split`` (fit on train), read like a member's."""
     return f"{BASELINE_DIR}/train-{split}.npz"
+
+
+def run_settings_flags(wildcards):
+    """This Snakemake call's config files, ``--config`` and per-rule resources and threads as flags, so that
+    a nested dry run (the efficiency report's) sees the graph and resources this run sees.
+    """
+    settings, resources = workflow.config_settings, workflow.resource_settings
+    flags = (
+        ["--configfile", *map(str, settings.configfiles)]
+        if settings.configfiles
+        else []
+    )
+    flags += ["--config", *settings.config_args] if settings.config_args else []
+    overwrite = [
+        f"{rule}:{name}={getattr(value, 'raw', value)}"
+        for rule, values in resources.overwrite_resources.items()
+        for name, value in values.items()
+    ]
+    flags += ["--set-resources", *overwrite] if overwrite else []
+    threads = [
+        f"{rule}={getattr(value, 'raw', value)}"
+        for rule, value in resources.overwrite_threads.items()
+    ]
+    flags += ["--set-threads", *threads] if threads else []
+    return shlex.join(flags)
 
 
 def report_assets():

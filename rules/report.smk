@@ -52,3 +52,27 @@ rule report_assets:
         out_dir=lambda wildcards, output: os.path.dirname(output.summary),
     shell:
         "python -m whatnext.analysis.report_assets --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --stacker-report {input.stacker_report} --weights {input.weights} --oof-probs {input.oof_probs} --baseline {input.baseline} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule efficiency_report:
+    """Per rule, requested vs used time, memory and CPU, GPU use and the next run's limits (not in ``all``:
+    run it after the graph with the same flags, then ``snakemake --report report.html all efficiency_report``).
+    """
+    input:
+        final_outputs(),
+    output:
+        table=report(
+            f"{R}/report/efficiency.csv",
+            caption="../report/efficiency.rst",
+            category="Cluster",
+        ),
+    log:
+        f"{LOGS}/report/efficiency.log",
+    conda:
+        CONDA_ENV
+    params:
+        run=run_settings_flags,
+        snakefile=workflow.main_snakefile,
+        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output.table)),
+    shell:
+        "python -m workflow_scripts.efficiency --results {params.results} --snakefile {params.snakefile} --directory . --csv {output.table} -- {params.run} > {log} 2>&1"

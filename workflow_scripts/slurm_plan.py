@@ -50,6 +50,7 @@ class PlannedJob:
     wildcards: dict[str, str] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
     group: str | None = None  # "NAME#k": the k-th group job of group NAME in the printout (one Slurm job)
+    benchmark: str | None = None  # the job's benchmark file, as printed
 
     def describe(self) -> str:
         wildcards = ", ".join(f"{k}={v}" for k, v in self.wildcards.items())
@@ -62,7 +63,7 @@ def _pairs(value: str) -> dict[str, str]:
 
 
 def parse_dry_run(text: str) -> list[PlannedJob]:
-    """The jobs of a ``snakemake -n`` log: rule, wildcards, resources (values as printed) and group job.
+    """The jobs of a ``snakemake -n`` log: rule, wildcards, resources (values as printed), benchmark file and group job.
 
     Jobs of a group job are printed indented under its ``Group job NAME (...)`` line; a job printed at
     the margin belongs to no group.
@@ -84,6 +85,7 @@ def parse_dry_run(text: str) -> list[PlannedJob]:
         job.jobid = int(own.get("jobid", -1))
         job.wildcards = _pairs(own.get("wildcards", ""))
         job.resources = _pairs(own.get("resources", ""))
+        job.benchmark = own.get("benchmark")
     return jobs
 
 

@@ -5,7 +5,8 @@ last :data:`MAX_RUNS` runs, oldest first, rewritten atomically). At the start of
 
     {"started": unix s, "slurm_job_id": "123" or null, "host": ..., "pid": ..., "outcome": "running"}
 
-and at its end it sets ``ended``, ``outcome`` and ``detail``:
+and at its end it sets ``ended``, ``outcome``, ``detail`` and, where ``nvidia-smi`` sampled the job's GPUs
+(:mod:`whatnext.runtime.gpu_sampler`), ``gpu`` (mean and peak utilisation, peak memory):
 
     ``completed``     exit 0
     ``incomplete``    exit 75: stopped before a deadline, the job's time limit or on a stop signal, state
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from whatnext.runtime.atomic import write_json
+from whatnext.runtime.gpu_sampler import GpuSampler
 
 MAX_RUNS = 20
 EXIT_INCOMPLETE = 75  # whatnext.runtime.trainer.EXIT_INCOMPLETE (not imported: no torch here)
@@ -75,8 +77,8 @@ def classify(error: BaseException | None) -> tuple[str, str]:
 class RunRecord:
     """The current run's entry in the outcome file; ``note(detail)`` sets the detail its end will carry."""
 
-    def __init__(self, path: Path | None, environ=os.environ, clock=time.time):
-        self.path, self.clock = path, clock
+    def __init__(self, path: Path | None, environ=os.environ, clock=time.time, sampler: GpuSampler | None = None):
+        self.path, self.clock, self.sampler = path, clock, sampler
         self.entry = {"started": clock(), "slurm_job_id": environ.get("SLURM_JOB_ID"), "host": socket.gethostname(),
                       "pid": os.getpid(), "outcome": "running"}
         self.detail: str | None = None
@@ -94,16 +96,25 @@ class RunRecord:
         outcome, detail = classify(error)
         self.entry.update(outcome=outcome, detail=self.detail if self.detail and outcome == "incomplete" else detail,
                           ended=self.clock())
+        if self.sampler is not None:
+            self.sampler.stop()
+            if self.sampler.summary() is not None:
+                self.entry["gpu"] = self.sampler.summary()
         self.write()
 
 
 @contextlib.contextmanager
-def recorded(path: str | os.PathLike | None, environ=os.environ) -> Iterator[RunRecord]:
-    """Record the run of the ``with`` body in ``path`` (nothing when None, or on a rank other than 0)."""
+def recorded(path: str | os.PathLike | None, environ=os.environ, sampler: GpuSampler | None = None) -> Iterator[RunRecord]:
+    """Record the run of the ``with`` body in ``path`` (nothing when None, or on a rank other than 0), with
+    the GPU samples of ``sampler`` (default: a :class:`GpuSampler`, idle without ``nvidia-smi``)."""
     if path is not None and environ.get("RANK", "0") != "0":
         path = None
-    record = RunRecord(None if path is None else Path(path), environ)
+    if path is not None and sampler is None:
+        sampler = GpuSampler(environ=environ)
+    record = RunRecord(None if path is None else Path(path), environ, sampler=sampler if path is not None else None)
     record.write()
+    if record.sampler is not None:
+        record.sampler.start()
     try:
         yield record
     except BaseException as error:
