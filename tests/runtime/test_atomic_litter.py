@@ -85,3 +85,16 @@ def test_clear_resume_state_removes_the_resume_dir_despite_orphans(tmp_path):
     (resume / f".{STATE_FILE}.k3j2l1.tmp").write_bytes(b"x")  # an orphan as earlier versions left it
     trainer.clear_resume_state()
     assert not resume.exists()
+
+
+def test_finished_files_get_the_umask_mode_not_mkstemps_0600(tmp_path):
+    """Group members on a shared cluster read the caches: the mode follows the umask as open() would."""
+    old = os.umask(0o027)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        os.umask(0o022)
+        write_json(tmp_path / "b.json", {"x": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644

@@ -109,7 +109,15 @@ def _new_temporary(target: Path, folder: Path, attempts: int = 3) -> Path:
             if attempt == attempts - 1:
                 raise
     os.close(fd)
+    os.chmod(name, 0o666 & ~_umask())  # mkstemp makes 0600; a finished file gets open()'s usual mode
     return Path(name)
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
