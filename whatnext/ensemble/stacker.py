@@ -172,11 +172,12 @@ def load_baseline(path: str | Path, val: ClipLabels, num_classes: int) -> np.nda
 
 
 def run_stacker(inputs: StackingInputs, num_folds: int, seed: int, config: FitConfig,
-                baseline_val_probs: np.ndarray | None = None) -> StackerRun:
+                baseline_val_probs: np.ndarray | None = None, folds: NestedFolds | None = None) -> StackerRun:
     """Fit the stacker on nested folds of the validation clips and bag it over the test clips; the
-    baseline's validation probabilities [n_val, C], if given, are scored on the same folds."""
+    baseline's validation probabilities [n_val, C], if given, are scored on the same folds. ``folds``: given
+    folds (the heads of one task share theirs), else stratified ones of ``num_folds`` from ``seed``."""
     labels = inputs.val.labels
-    folds = make_nested_folds(labels, num_folds, seed)
+    folds = folds if folds is not None else make_nested_folds(labels, num_folds, seed)
     val_log_probs = class_major_log_probs(inputs.val_probs)
     test_log_probs = class_major_log_probs(inputs.test_probs)
     start = time.perf_counter()

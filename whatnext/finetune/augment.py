@@ -27,7 +27,9 @@ STANDARD = Augmentation()
 STRONG = Augmentation(crop_min=0.15, jitter=0.5, flip_p=0.5)
 
 
-def train_augmenter(size: int, augmentation: Augmentation, normaliser: ClipNormaliser, two_views: bool = False) -> ClipAugmenter:
-    """The training step's augmenter: batches -> normalised [B, T, C, size, size] or, with ``two_views``, [B, 2, T, C, size, size]."""
+def train_augmenter(size: int, augmentation: Augmentation, normaliser: ClipNormaliser, two_views: bool = False,
+                    mirror_perm=None) -> ClipAugmenter:
+    """The training step's augmenter: batches -> normalised [B, T, C, size, size] or, with ``two_views``, [B, 2, T, C, size, size].
+    ``mirror_perm``: the labels of mirrored clips (default the class table's 18 <-> 19)."""
     return ClipAugmenter(size, normaliser, scale=(augmentation.crop_min, 1.0), flip_p=augmentation.flip_p,
-                         jitter=augmentation.jitter, views=2 if two_views else 1)
+                         jitter=augmentation.jitter, views=2 if two_views else 1, mirror_perm=mirror_perm)

@@ -33,7 +33,6 @@ from pathlib import Path
 import click
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from whatnext.data.class_table import load_class_table
@@ -41,14 +40,16 @@ from whatnext.data.clip_batches import collate_clips
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.clip_transforms import ClipAugmenter
 from whatnext.data.tta import TTAViews
+from whatnext.data.epic_dataset import READERS, EpicSegments
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.augment import Augmentation, train_augmenter
 from whatnext.finetune.evaluation import predict_probs, topk_accuracy
 from whatnext.finetune.folds import POOLS, Fold
-from whatnext.finetune.losses import AUX_WEIGHTS, pair_direction_loss, symmetric_kl
+from whatnext.finetune.losses import AUX_WEIGHTS, LOSSES, TaskLoss, pair_direction_loss, symmetric_kl
 from whatnext.finetune.optim import layer_decay_groups
 from whatnext.finetune.pseudo import PseudoLabelError
-from whatnext.finetune.training_sets import FITS, ViewedClips, carve_stop_split, open_training_set
+from whatnext.finetune.training_sets import (FITS, LabelledClips, ViewedClips, carve_stop_split, compose_training_set,
+                                             open_training_set)
 from whatnext.models import PairDirectionHead, build_model, list_heads
 from whatnext.runtime.checkpoint import file_sha256, load_checkpoint, load_encoder_weights, save_checkpoint
 from whatnext.runtime.cli_options import training_options
@@ -57,6 +58,7 @@ from whatnext.runtime.errors import BadInput
 from whatnext.runtime.metrics import write_metrics
 from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
+from whatnext.tasks import TASKS, WHATNEXT, Task, TaskError, load_task
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,11 @@ class FinetuneOptions:
     stop_on: str = "loss"
     fold: str | None = None
     fold_pool: str = "train"
+    task: str = "whatnext"
+    frames: int | None = None
+    loss: str = "ce"
+    focal_gamma: float = 2.0
+    reader: str = "auto"
 
     @property
     def fold_spec(self) -> Fold | None:
@@ -92,8 +99,20 @@ class FinetuneOptions:
         return Augmentation(crop_min=self.crop_min, jitter=self.jitter)
 
     def recipe(self) -> dict:
-        """The flags that decide the trained weights (not the output paths)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("out", "metrics")}
+        """The flags that decide the trained weights (not the output paths); the flags of other tasks are left
+        out of a whatnext recipe, which is what it was before they existed."""
+        skip = {"out", "metrics"} | (set(TASK_FIELDS) if self.task == "whatnext" else set())
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip}
+
+    def load_task(self) -> Task:
+        """The task of ``--task``, head sizes from the data dir (:func:`whatnext.tasks.load_task`)."""
+        try:
+            return load_task(self.task, self.data)
+        except TaskError as err:
+            raise BadInput(str(err)) from None
+
+
+TASK_FIELDS = ("task", "frames", "loss", "focal_gamma", "reader")
 
 
 def _check_fold(ctx, param, value):
@@ -131,6 +150,11 @@ def finetune_options(**defaults):
                      help="The stop split's score that decides the stop and the kept weights: loss (cross-entropy) or top1."),
         click.option("--fold", default=d["fold"], callback=_check_fold, help="Fold member: leave out fold I of K (I/K, e.g. 0/5) of the --fold-pool clips."),
         click.option("--fold-pool", type=click.Choice(sorted(POOLS)), default=d["fold_pool"], show_default=True, help="Clips the folds partition: train (train-only fold members) or trainval (train + val)."),
+        click.option("--task", type=click.Choice(TASKS), default=d["task"], show_default=True, help="What is predicted (whatnext.tasks): whatnext (33 classes, 4 frames) or epic (verb + noun heads of an EPIC data dir)."),
+        click.option("--frames", type=click.IntRange(2), default=d["frames"], help="epic: frames T uniformly spaced over a segment [default: the task's, 16]."),
+        click.option("--loss", type=click.Choice(LOSSES), default=d["loss"], show_default=True, help="Per head: ce (label-smoothed), focal (--focal-gamma) or balanced (1/sqrt class frequency)."),
+        click.option("--focal-gamma", type=click.FloatRange(0), default=d["focal_gamma"], show_default=True, help="gamma of --loss focal."),
+        click.option("--reader", type=click.Choice(READERS), default=d["reader"], show_default=True, help="epic: read rgb_frames/ JPEGs, the MP4s, or frames where extracted (auto)."),
     ]
     names = [f.name for f in dataclasses.fields(FinetuneOptions)]
 
@@ -155,14 +179,15 @@ class FinetuneObjective(nn.Module):
     :func:`~whatnext.data.clip_batches.collate_clips` makes it, augmented by ``augment`` into one view per
     clip, or two with consistency (a :class:`~whatnext.data.clip_transforms.ClipAugmenter` of 2 views).
     Returns the scalar training loss (nats): label-smoothed cross-entropy (averaged over views) + 0.3 pair
-    direction + 0.2 symmetric KL.
+    direction + 0.2 symmetric KL. ``criterion``: the task's per-head loss (:class:`~whatnext.finetune.losses.TaskLoss`;
+    for whatnext the label-smoothed cross-entropy).
     """
 
-    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], label_smoothing: float, augment: ClipAugmenter):
+    def __init__(self, classifier: nn.Module, aux: tuple[str, ...], criterion: TaskLoss, augment: ClipAugmenter):
         super().__init__()
         self.classifier = classifier
         self.aux = aux
-        self.label_smoothing = label_smoothing
+        self.criterion = criterion
         self.augment = augment
         if "pair_direction" in aux:
             steps = classifier.encoder.num_steps
@@ -175,7 +200,7 @@ class FinetuneObjective(nn.Module):
         views = frames.shape[1] if "consistency" in self.aux else 1
         clips = frames.flatten(0, 1) if views > 1 else frames
         logits, features = self.classifier.forward_with_features(clips)
-        loss = F.cross_entropy(logits, labels.repeat_interleave(views), label_smoothing=self.label_smoothing)
+        loss = self.criterion(logits, labels.repeat_interleave(views))
         if views > 1:
             per_view = logits.reshape(len(labels), views, -1)
             loss = loss + AUX_WEIGHTS["consistency"] * symmetric_kl(per_view[:, 0], per_view[:, 1])
@@ -184,12 +209,12 @@ class FinetuneObjective(nn.Module):
         return loss
 
 
-def data_frame_size(data_dir: Path) -> int:
+def data_frame_size(data_dir: Path, task: str = "whatnext") -> int:
     """Side (px) of the first training clip's frames: the natural input size when none is given.
 
     A bad CSV, no training clip or an undecodable first clip raises :class:`BadInput` naming the file."""
     try:
-        dataset = ClipDataset(data_dir, "train")
+        dataset = EpicSegments(data_dir, "train", num_frames=1) if task == "epic" else ClipDataset(data_dir, "train")
         if len(dataset) == 0:
             raise DataFormatError(f"{dataset.csv_path}: no training clips to take the frame size from")
         return int(dataset.read_frames(0).shape[-1])
@@ -197,22 +222,36 @@ def data_frame_size(data_dir: Path) -> int:
         raise BadInput(str(err)) from None
 
 
-def classifier_config(base: dict, head: str, drop_path: float) -> dict:
-    """A classifier's ``model_config`` from an encoder's config (SSL settings dropped) plus head and drop path."""
+def classifier_config(base: dict, head: str, drop_path: float, task: Task = WHATNEXT) -> dict:
+    """A classifier's ``model_config`` from an encoder's config (SSL settings dropped) plus head, drop path and
+    the task's outputs (``num_classes``: the sum of its head sizes, the heads side by side)."""
     config = {key: value for key, value in base.items() if key != "ssl"}
     config["head"] = head
-    config["num_classes"] = load_class_table().num_classes
+    config["num_classes"] = load_class_table().num_classes if task is WHATNEXT else task.num_outputs
     if drop_path > 0:
         config["encoder_kwargs"] = {**config.get("encoder_kwargs", {}), "drop_path_rate": drop_path}
     return config
 
 
-def open_data(ft: FinetuneOptions, size: int, num_classes: int):
+def open_epic_training_set(ft: FinetuneOptions, num_frames: int) -> LabelledClips:
+    """The EPIC segments a member learns from (train, or train + val for the twin); no pseudo-labels or folds."""
+    if ft.pseudo is not None or ft.fold is not None:
+        raise BadInput(f"{ft.data}: --pseudo and --fold are whatnext-task options, not epic's")
+    names = ["train"] + (["val"] if ft.fit == "trainval" else [])
+    splits = {name: EpicSegments(ft.data, name, num_frames, reader=ft.reader) for name in names}
+    return compose_training_set(splits, ft.fit)
+
+
+def open_data(ft: FinetuneOptions, size: int, num_classes: int, num_frames: int = 4):
     """(normaliser, all training clips (decoded, not augmented), validation clips with their views or None
     for trainval, the evaluation views); data errors -> :class:`BadInput`."""
     views = TTAViews(size, five_crop=False)
     try:
         normaliser = ClipNormaliser.from_stats_file(ft.data / "norm_stats.json")
+        if ft.task == "epic":
+            dataset = open_epic_training_set(ft, num_frames)
+            val = None if ft.fit == "trainval" else EpicSegments(ft.data, "val", num_frames, transform=views, reader=ft.reader)
+            return normaliser, dataset, val, views
         dataset = open_training_set(ft.data, ft.fit, num_classes, ft.pseudo, ft.fold_spec)
         val = None if ft.fit == "trainval" else ClipDataset(ft.data, "val", transform=views)
         return normaliser, dataset, val, views
@@ -228,10 +267,26 @@ def split_for_stopping(dataset, fraction: float) -> tuple[np.ndarray, np.ndarray
     return np.setdiff1d(np.arange(len(dataset)), stop), stop
 
 
-def held_out_scores(probs: np.ndarray, labels: np.ndarray) -> dict:
-    """``stop_loss`` (mean cross-entropy, nats) and ``stop_top1`` of probabilities [n, K] against labels [n]."""
-    picked = probs[np.arange(len(labels)), labels]
-    return {"stop_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()), "stop_top1": topk_accuracy(probs, labels, 1)}
+def held_out_scores(probs: np.ndarray, labels: np.ndarray, task: Task = WHATNEXT) -> dict:
+    """``stop_loss`` (mean cross-entropy, nats, summed over the task's heads) and ``stop_top1`` (all heads
+    right: top-1, or EPIC's action top-1) of probabilities [n, num_outputs] against packed labels [n]."""
+    if len(task.heads) == 1:
+        picked = probs[np.arange(len(labels)), labels]
+        return {"stop_loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()), "stop_top1": topk_accuracy(probs, labels, 1)}
+    blocks, truth = task.split(probs), task.decode(np.asarray(labels))
+    nll = sum(-np.log(np.clip(blocks[h][np.arange(len(labels)), truth[h]], 1e-12, None)) for h in task.head_names)
+    right = np.logical_and.reduce([blocks[h].argmax(1) == truth[h] for h in task.head_names])
+    return {"stop_loss": float(nll.mean()), "stop_top1": float(right.mean())}
+
+
+def majority_scores(train_labels: np.ndarray, val_labels: np.ndarray, task: Task) -> dict:
+    """Validation top-1 of always predicting the training majority: ``val_majority_top1`` (one head) or
+    ``val_{head}_majority_top1`` per head."""
+    if len(task.heads) == 1:
+        majority = int(np.bincount(train_labels).argmax())
+        return {"val_majority_top1": float((val_labels == majority).mean())}
+    train, val = task.decode(train_labels), task.decode(val_labels)
+    return {f"val_{h}_majority_top1": float((val[h] == np.bincount(train[h]).argmax()).mean()) for h in task.head_names}
 
 
 def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: FinetuneOptions, train: TrainOptions) -> dict:
@@ -275,15 +330,20 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
     if train.threads:
         torch.set_num_threads(train.threads)
     seed_everything(train.seed)
+    task = ft.load_task()
     source = init_encoder[1] if init_encoder is not None else track
-    normaliser, everything, val, views = open_data(ft, model_config["img_size"], model_config["num_classes"])
+    normaliser, everything, val, views = open_data(ft, model_config["img_size"], model_config["num_classes"],
+                                                   model_config.get("num_frames", 4))
     train_idx, stop_idx = split_for_stopping(everything, ft.stop_fraction)
     dataset = torch.utils.data.Subset(everything, train_idx.tolist())
     stop_clips = ViewedClips(everything, stop_idx, views) if len(stop_idx) else None
     try:
         classifier = build_model(model_config)
-        augment = train_augmenter(model_config["img_size"], ft.augmentation, normaliser, two_views="consistency" in ft.aux)
-        objective = FinetuneObjective(classifier, ft.aux, ft.label_smoothing, augment)
+        augmentation = ft.augmentation if task is WHATNEXT else dataclasses.replace(ft.augmentation, flip_p=0.0)
+        augment = train_augmenter(model_config["img_size"], augmentation, normaliser, two_views="consistency" in ft.aux,
+                                  mirror_perm=None if task is WHATNEXT else range(task.num_labels))
+        criterion = TaskLoss(task, ft.loss, ft.label_smoothing, ft.focal_gamma, everything.labels[train_idx])
+        objective = FinetuneObjective(classifier, ft.aux, criterion, augment)
     except ValueError as err:
         raise BadInput(f"{source}: {err}") from None
     if family is not None and classifier.encoder.family != family:
@@ -297,10 +357,10 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
 
     def predict(clips) -> np.ndarray:
         return predict_probs(classifier, clips, views, normaliser, batch_size=train.batch_size, workers=train.workers,
-                             accel=trainer.accel)[1]
+                             accel=trainer.accel, task=task)[1]
 
     def stop_score(model) -> dict:
-        return held_out_scores(predict(stop_clips), stop_clips.labels)
+        return held_out_scores(predict(stop_clips), stop_clips.labels, task)
 
     fingerprint = {
         "track": track,
@@ -332,16 +392,15 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
     }
     if stop_clips is not None:
         probs = predict(stop_clips)
-        correct = probs.argmax(1) == stop_clips.labels
-        scores = held_out_scores(probs, stop_clips.labels)
+        correct = np.logical_and.reduce([block.argmax(1) == truth for block, truth in
+                                         zip(task.split(probs).values(), task.decode(stop_clips.labels).values())])
+        scores = held_out_scores(probs, stop_clips.labels, task)
         summary |= result.stopping | {"stop_split": {
             "loss": scores["stop_loss"], "top1": scores["stop_top1"], "clips": len(stop_clips),
             "clip_ids": stop_clips.clip_ids, "correct": correct.astype(int).tolist()}}
     if val is not None:
         probs = predict(val)
-        majority = int(np.bincount(everything.labels[train_idx]).argmax())
-        summary |= {"val_top1": topk_accuracy(probs, val.labels, 1), "val_top5": topk_accuracy(probs, val.labels, 5),
-                    "val_majority_top1": float((val.labels == majority).mean())}
+        summary |= task.metrics(probs, val.labels, prefix="val_") | majority_scores(everything.labels[train_idx], val.labels, task)
     save_checkpoint(ft.out, kind="classifier", model_config=model_config, state_dict=classifier.state_dict(), meta=summary)
     write_metrics(ft.metrics, result.history, **summary)
     trainer.clear_resume_state()

@@ -13,18 +13,21 @@ from tqdm import tqdm
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTAViews, merge_view_probs
 from whatnext.runtime.precision import Acceleration
+from whatnext.tasks import Task
 
 
 @torch.no_grad()
 def predict_probs(model: torch.nn.Module, dataset, views: TTAViews, normaliser: ClipNormaliser, batch_size: int = 32,
-                  workers: int = 0, desc: str | None = None, accel: Acceleration | None = None) -> tuple[list[str], np.ndarray]:
+                  workers: int = 0, desc: str | None = None, accel: Acceleration | None = None,
+                  task: Task | None = None) -> tuple[list[str], np.ndarray]:
     """Probabilities of every clip of ``dataset`` (opened with ``transform=views``).
 
     Items are (views uint8 [V, T, C, H, W], label, clip_id); batches go to the model's device and
     through ``normaliser``; the model sees all V views, flipped views' mirror columns are mapped back
     and the V softmaxes averaged. ``accel``: the autocast and loader settings (default: fp32 on the model's
-    device); the softmax is taken in fp32 whatever the precision.
-    Returns (clip ids in dataset order, float32 [n, num_classes]). Leaves ``model`` in eval mode.
+    device); the softmax is taken in fp32 whatever the precision. ``task`` (default whatnext): a task of
+    several heads takes a softmax per head block (:meth:`whatnext.tasks.Task.softmax`) and maps no flipped
+    columns back. Returns (clip ids in dataset order, float32 [n, num_classes]). Leaves ``model`` in eval mode.
     """
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -37,8 +40,12 @@ def predict_probs(model: torch.nn.Module, dataset, views: TTAViews, normaliser: 
         b, v = frames.shape[:2]
         with accel.autocast():
             logits = model(normaliser(frames.to(device, non_blocking=True).flatten(0, 1)))
-        probs = logits.float().softmax(-1).reshape(b, v, -1)
-        chunks.append(merge_view_probs(probs.cpu(), views.flipped))
+        if task is None or len(task.heads) == 1:
+            probs = logits.float().softmax(-1).reshape(b, v, -1)
+            chunks.append(merge_view_probs(probs.cpu(), views.flipped))
+        else:
+            probs = task.softmax(logits).reshape(b, v, -1)
+            chunks.append(merge_view_probs(probs.cpu(), views.flipped, task.identity_mirror()))
         ids.extend(clip_ids)
     probs = torch.cat(chunks).numpy().astype(np.float32) if chunks else np.zeros((0, 0), np.float32)
     return ids, probs

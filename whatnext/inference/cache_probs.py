@@ -12,6 +12,11 @@ checkpoint path and SHA-256, tta, flip, split, fit) through
 A member of a pseudo-label round > 0 comes with ``--guard`` (:mod:`whatnext.finetune.round_guard`) and
 ``--candidate MEMBER=CKPT`` for every earlier round: when the guard fell back, the caches hold the kept
 member's probabilities under this member's id, and their provenance records the guard (``pseudo_guard``).
+
+``--task epic`` (:mod:`whatnext.tasks`): the data dir is an EPIC one (:mod:`whatnext.data.epic_dataset`), each
+segment gives ``--clips`` temporal clips of the checkpoint's T frames (no flipped views: an egocentric
+left/right mirror changes what the hands do), each head's softmax is averaged over the clips and views, and the
+cache holds the heads side by side (``probs`` [n, verbs + nouns], ``head_sizes``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import torch
 
 from whatnext.data.clip_normalise import ClipNormaliser
 from whatnext.data.tta import TTA_KINDS, TTAViews
+from whatnext.data.epic_dataset import READERS, ClipViews, EpicSegments
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.finetune.evaluation import predict_probs
 from whatnext.finetune.round_guard import kept_checkpoint, parse_candidates
@@ -38,6 +44,7 @@ from whatnext.runtime.logging_setup import cli_logging
 from whatnext.runtime.outcome import recorded
 from whatnext.runtime.precision import Acceleration, compile_option, precision_option
 from whatnext.runtime.prob_cache import FITS, SPLITS, write_prob_cache
+from whatnext.tasks import TASKS, TaskError, load_task
 
 log = logging.getLogger(__name__)
 MEMBER_ID = r"^[A-Za-z0-9_.-]+$"
@@ -45,7 +52,8 @@ MEMBER_ID = r"^[A-Za-z0-9_.-]+$"
 
 def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member: str, fit: str, tta: str, flip: bool,
                        batch_size: int = 32, workers: int = 0, device: str = "cpu", precision: str = "fp32",
-                       compile: bool = False, guard: Path | None = None, candidates: dict[str, Path] | None = None) -> list[dict]:
+                       compile: bool = False, guard: Path | None = None, candidates: dict[str, Path] | None = None,
+                       task: str = "whatnext", clips: int = 1, reader: str = "auto") -> list[dict]:
     """Compute and write one probability cache per ``outputs`` item (split -> cache path) from one model load;
     returns their provenances in that order. Errors name the file at fault.
 
@@ -64,14 +72,24 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
     accel = Acceleration(rank_device(device), precision, compile)
     model = accel.prepare(model)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
-    views = TTAViews((DEFAULTS | config)["img_size"], five_crop=tta == "five_crop", flip=flip)
+    epic = task == "epic"
+    views = TTAViews((DEFAULTS | config)["img_size"], five_crop=tta == "five_crop", flip=flip and not epic)
+    task_spec = load_task(task, data if epic else None)
+    if epic and task_spec.num_outputs != config.get("num_classes"):
+        raise CheckpointError(f"{ckpt}: has {config.get('num_classes')} outputs, the data's task {task_spec.heads} needs "
+                              f"{task_spec.num_outputs}")
     checkpoint_sha256 = file_sha256(ckpt)
     provenances = []
     for split, out in outputs.items():
-        dataset = ClipDataset(data, split, transform=views)
-        log.info("%s: %d %s clips x %d views with %s; %s", member, len(dataset), split, len(views.flipped), ckpt, accel.describe())
-        ids, probs = predict_probs(model, dataset, views, normaliser, batch_size=batch_size, workers=workers,
-                                   desc=f"{member} {split}", accel=accel)
+        if epic:
+            dataset = EpicSegments(data, split, (DEFAULTS | config)["num_frames"], clips, transform=views, reader=reader,
+                                   task=task_spec)
+            merged = ClipViews(views, clips)
+        else:
+            dataset, merged = ClipDataset(data, split, transform=views), views
+        log.info("%s: %d %s clips x %d views with %s; %s", member, len(dataset), split, len(merged.flipped), ckpt, accel.describe())
+        ids, probs = predict_probs(model, dataset, merged, normaliser, batch_size=batch_size, workers=workers,
+                                   desc=f"{member} {split}", accel=accel, task=task_spec)
         if len(ids) == 0:
             raise DataFormatError(f"{dataset.csv_path}: no clips in split {split!r}")
         provenance = {
@@ -80,7 +98,9 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
         }
         if guarded is not None:
             provenance["pseudo_guard"] = guarded
-        write_prob_cache(out, ids, probs, provenance)
+        if epic:
+            provenance |= {"task": task, "heads": dict(task_spec.heads), "clips": clips}
+        write_prob_cache(out, ids, probs, provenance, head_sizes=task_spec.sizes if epic else None)
         provenances.append(provenance)
     return provenances
 
@@ -106,10 +126,13 @@ def cache_member_probs(data: Path, ckpt: Path, outputs: dict[str, Path], member:
 @click.option("--device", default="auto", show_default=True, callback=check_device, help="torch device: auto (CUDA if available), cpu, cuda, cuda:1...")
 @precision_option()
 @compile_option()
+@click.option("--task", type=click.Choice(TASKS), default="whatnext", show_default=True, help="The data's task (whatnext.tasks).")
+@click.option("--clips", type=click.IntRange(min=1), default=1, show_default=True, help="epic: temporal clips per segment, averaged.")
+@click.option("--reader", type=click.Choice(READERS), default="auto", show_default=True, help="epic: rgb_frames/ JPEGs, the MP4s, or frames where extracted.")
 @click.option("--log", "log_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the log to this file.")
 @outcome_option()
-def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, batch_size, threads, workers, device, precision, compile, log_file,
-         outcome):
+def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, batch_size, threads, workers, device, precision, compile,
+         task, clips, reader, log_file, outcome):
     """Cache a member's TTA probabilities on the val and/or test split."""
     if not re.match(MEMBER_ID, member):
         raise BadInput(f"member id {member!r} must match {MEMBER_ID}")
@@ -120,8 +143,9 @@ def main(data, ckpt, splits, member, fit, tta, flip, outs, guard, candidates, ba
     with recorded(outcome), cli_logging(log_file):
         try:
             provenances = cache_member_probs(data, ckpt, dict(zip(splits, outs)), member, fit, tta, flip, batch_size,
-                                             workers, device, precision, compile, guard, parse_candidates(candidates))
-        except (CheckpointError, DataFormatError) as err:
+                                             workers, device, precision, compile, guard, parse_candidates(candidates),
+                                             task, clips, reader)
+        except (CheckpointError, DataFormatError, TaskError) as err:
             raise BadInput(str(err)) from None
     for out, provenance in zip(outs, provenances):
         log.info("wrote %s (%s)", out, {k: provenance[k] for k in ("member", "split", "fit", "tta", "flip")})

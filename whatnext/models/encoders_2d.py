@@ -43,6 +43,7 @@ TIMM_BACKBONES = {
     "nextvit_base": TimmBackbone("nextvit_base", takes_img_size=False),
     "maxvit_pico": TimmBackbone("maxvit_pico_rw_256"),
     "maxvit_tiny": TimmBackbone("maxvit_tiny_tf_224"),
+    "resnet50": TimmBackbone("resnet50", takes_img_size=False),  # the EPIC brief's backbone (D = 2048)
 }
 
 

@@ -3,7 +3,7 @@
 Each head is a *pooler* (tokens -> one vector [B, out_dim]) followed by dropout and a linear
 classifier (:class:`PooledHead`). Poolers over all tokens (``attn``, ``perceiver``) add a learned
 per-step embedding so token order in time is visible; poolers over per-step vectors (``lstm``,
-``relational``) first average each step's N tokens to [B, T', D]; ``hybrid`` concatenates the
+``lstm2``: the EPIC brief's 2-layer BiLSTM averaged over time, ``relational``) first average each step's N tokens to [B, T', D]; ``hybrid`` concatenates the
 attentive probe and the BiLSTM summaries.
 """
 
@@ -81,6 +81,22 @@ class BiLSTMPooler(nn.Module):
         return torch.cat([h_n[-2], h_n[-1]], dim=1)
 
 
+class DeepBiLSTMPooler(nn.Module):
+    """The EPIC brief's temporal model: a 2-layer bidirectional LSTM (dropout 0.3 between layers) over
+    per-step vectors [B, T', D], its outputs [B, T', 2*hidden] averaged over time -> [B, 2*hidden]."""
+
+    def __init__(self, dim: int, num_steps: int, hidden: int | None = None, layers: int = 2, lstm_dropout: float = 0.3):
+        super().__init__()
+        hidden = hidden or dim // 2
+        self.norm = nn.LayerNorm(dim)
+        self.lstm = nn.LSTM(dim, hidden, num_layers=layers, batch_first=True, bidirectional=True,
+                            dropout=lstm_dropout if layers > 1 else 0.0)
+        self.out_dim = 2 * hidden
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.lstm(self.norm(tokens.mean(2)))[0].mean(1)
+
+
 class RelationalPooler(nn.Module):
     """Relation network over ordered step pairs i < j: sum_ij g([f_i, f_j]) -> [B, hidden]."""
 
@@ -136,5 +152,5 @@ def _register(name: str, pooler_cls: type[nn.Module]) -> None:
 
 
 for _name, _pooler in [("attn", AttentivePooler), ("perceiver", PerceiverPooler), ("lstm", BiLSTMPooler),
-                       ("hybrid", HybridPooler), ("relational", RelationalPooler)]:
+                       ("hybrid", HybridPooler), ("relational", RelationalPooler), ("lstm2", DeepBiLSTMPooler)]:
     _register(_name, _pooler)

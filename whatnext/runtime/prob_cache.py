@@ -5,7 +5,8 @@ Layout: ``{cache_dir}/{member}/{fit}-{split}.npz`` with a provenance sidecar
 held out) or ``trainval`` (the sidecar twin) and ``split`` is ``val`` or ``test``.
 
 The ``.npz`` holds ``ids`` (unicode array [n]) and ``probs`` (float32 [n, num_classes],
-rows summing to 1). It never needs pickle. Readers validate everything and raise
+rows summing to 1). A task of several label heads (:mod:`whatnext.tasks`, EPIC's verb + noun) adds
+``head_sizes`` (int64 [H]): ``probs`` holds the heads' blocks side by side, and each block's rows sum to 1. It never needs pickle. Readers validate everything and raise
 :class:`ProbCacheError` naming the file at fault. Ids are normalised here, in one place, for
 every reader: integer ids (a cache written by other code) become their decimal strings,
 bytes ids are decoded as UTF-8; any other dtype is refused. A provenance sidecar that is not
@@ -72,8 +73,10 @@ def cache_path(cache_dir: str | Path, member: str, fit: str, split: str) -> Path
     return Path(cache_dir) / member / f"{fit}-{split}.npz"
 
 
-def validate_probs(ids: np.ndarray, probs: np.ndarray, where: str, num_classes: int | None = None) -> None:
-    """Raise ProbCacheError unless ids are unique strings and probs are finite normalised rows."""
+def validate_probs(ids: np.ndarray, probs: np.ndarray, where: str, num_classes: int | None = None,
+                   head_sizes: np.ndarray | None = None) -> None:
+    """Raise ProbCacheError unless ids are unique strings and probs are finite normalised rows (per head
+    block of ``head_sizes``, when given)."""
     if probs.ndim != 2:
         raise ProbCacheError(f"{where}: probs must be 2-D [clips, classes], got shape {probs.shape}", "wrong shape")
     if num_classes is not None and probs.shape[1] != num_classes:
@@ -88,23 +91,31 @@ def validate_probs(ids: np.ndarray, probs: np.ndarray, where: str, num_classes: 
     if (probs < 0).any():
         bad = str(ids[(probs < 0).any(axis=1)][0])
         raise ProbCacheError(f"{where}: negative probability for clip {bad!r}", "negative")
-    sums = probs.sum(axis=1, dtype=np.float64)
-    off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
-    if off.any():
-        i = int(np.argmax(off))
-        raise ProbCacheError(f"{where}: probabilities of clip {str(ids[i])!r} sum to {sums[i]:.6f}, not 1", "not normalised")
+    if head_sizes is not None and int(np.sum(head_sizes)) != probs.shape[1]:
+        raise ProbCacheError(f"{where}: head sizes {list(head_sizes)} do not add up to {probs.shape[1]} columns", "wrong shape")
+    edges = np.cumsum([0, *(probs.shape[1:] if head_sizes is None else head_sizes)])
+    for a, b in zip(edges[:-1], edges[1:]):
+        sums = probs[:, a:b].sum(axis=1, dtype=np.float64)
+        off = np.abs(sums - 1.0) > ROW_SUM_TOLERANCE
+        if off.any():
+            i = int(np.argmax(off))
+            block = "" if head_sizes is None else f" in columns {a}..{b - 1}"
+            raise ProbCacheError(f"{where}: probabilities of clip {str(ids[i])!r}{block} sum to {sums[i]:.6f}, not 1", "not normalised")
 
 
-def write_prob_cache(path: str | Path, ids, probs, provenance: dict) -> None:
-    """Validate and write a cache and its JSON provenance, each atomically (npz last)."""
+def write_prob_cache(path: str | Path, ids, probs, provenance: dict, head_sizes=None) -> None:
+    """Validate and write a cache and its JSON provenance, each atomically (npz last); ``head_sizes``: the
+    task's head sizes when it has several (whatnext: None, the file is as it always was)."""
     path = Path(path)
     ids = np.asarray([str(i) for i in ids])
     probs = np.asarray(probs, dtype=np.float32)
-    validate_probs(ids, probs, str(path))
-    write_json(path.with_suffix(".json"), {**provenance, "num_clips": len(ids), "num_classes": probs.shape[1]})
+    heads = None if head_sizes is None else np.asarray(head_sizes, dtype=np.int64)
+    validate_probs(ids, probs, str(path), head_sizes=heads)
+    extra = {} if heads is None else {"head_sizes": heads.tolist()}
+    write_json(path.with_suffix(".json"), {**provenance, "num_clips": len(ids), "num_classes": probs.shape[1], **extra})
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, ids=ids, probs=probs)
+            np.savez(handle, ids=ids, probs=probs, **({} if heads is None else {"head_sizes": heads}))
 
 
 def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_ids=None) -> ProbCache:
@@ -115,12 +126,13 @@ def read_prob_cache(path: str | Path, num_classes: int | None = None, expected_i
     try:
         with np.load(path, allow_pickle=False) as data:
             ids, probs = data["ids"], data["probs"]
+            head_sizes = data["head_sizes"] if "head_sizes" in data.files else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise ProbCacheError(f"{path}: unreadable probability cache ({err})", "unreadable") from None
     if probs.dtype != np.float32:
         raise ProbCacheError(f"{path}: probs must be float32, got {probs.dtype}", "wrong dtype")
     ids = string_ids(ids, str(path))
-    validate_probs(ids, probs, str(path), num_classes)
+    validate_probs(ids, probs, str(path), num_classes, head_sizes)
     if expected_ids is not None:
         expected_ids = np.asarray(expected_ids)
         if len(expected_ids) != len(ids) or not np.array_equal(expected_ids, ids):
