@@ -36,11 +36,19 @@ BENCH = f"{R}/benchmarks"
 FROM_CACHES = config["ensemble"]["caches"] is not None
 CACHE_DIR = config["ensemble"]["caches"]["dir"] if FROM_CACHES else f"{R}/probs"
 TWINS = config["twins"]
+TASK = config["task"]["name"]
+EPIC = TASK == "epic"
 CONDA_ENV = "../envs/whatnext.yaml"  # relative to rules/
 
 try:
     if config["data"]["source"] == "challenge":
-        CHALLENGE_FILES = config_checks.challenge_data_files(config)
+        CHALLENGE_FILES = (
+            config_checks.epic_data_files(config)
+            if EPIC
+            else config_checks.challenge_data_files(config)
+        )
+    if EPIC:
+        config_checks.check_epic_graph(config)
     if FROM_CACHES:
         MEMBERS = {}
         STACKED = config_checks.read_member_ids(
@@ -87,8 +95,20 @@ wildcard_constraints:
 
 FRAMES_NAME = (
     CHALLENGE_FILES["frames"].name
-    if config["data"]["source"] == "challenge"
+    if config["data"]["source"] == "challenge" and not EPIC
     else "frames.zip"
+)
+# The data dir's files, by output name of the rule that makes them (task epic: the EPIC annotation files;
+# the frames or videos sit beside them, in rgb_frames/ and videos/).
+DATA_FILES = (
+    {name.removesuffix(".csv"): f"{DATA}/{name}" for name in config_checks.EPIC_FILES}
+    if EPIC
+    else {
+        "frames": f"{DATA}/{FRAMES_NAME}",
+        "train": f"{DATA}/train.csv",
+        "val": f"{DATA}/val.csv",
+        "test": f"{DATA}/test.csv",
+    }
 )
 
 
@@ -100,10 +120,18 @@ def synth_size_flag():
 
 def data_inputs(wildcards=None):
     """The data dir's files every stage reads (the stage gets the folder, DATA)."""
-    return [
-        f"{DATA}/{name}"
-        for name in (FRAMES_NAME, "train.csv", "val.csv", "test.csv", "norm_stats.json")
-    ]
+    return [*DATA_FILES.values(), f"{DATA}/norm_stats.json"]
+
+
+def task_flag():
+    """--task of the stages that read the data: none for whatnext (their command lines as before)."""
+    return f"--task {TASK}" if EPIC else ""
+
+
+def epic_synth_flags():
+    """The EPIC-like generator's options (data.epic_synth) as flags."""
+    options = config["data"].get("epic_synth", {})
+    return " ".join(f"--{key} {value}" for key, value in sorted(options.items()))
 
 
 def data_dir(wildcards, input):
@@ -231,6 +259,10 @@ def finetune_params(family):
         """Wildcards only, so that Snakemake tracks the value (params rerun trigger)."""
         member = find(wildcards)
         flags = [f"--head {member.head}"]
+        if EPIC:
+            flags.append(f"--task epic --reader {config['task']['reader']}")
+            if "frames" not in member.train.get("options", {}):
+                flags.append(f"--frames {config['task']['frames']}")
         if member.arch:
             flags.append(f"--arch {member.arch} --img-size {config['img_size']}")
         flags += [f"--aux {a}" for a in member.aux]
@@ -463,7 +495,10 @@ def report_assets():
 
 
 def final_outputs():
-    """The default target's inputs: the submission, the baseline's, the analysis and the report assets."""
+    """The default target's inputs: the submission, the baseline's, the analysis and the report assets
+    (task epic: submission.pt and the per-head stacker's report)."""
+    if EPIC:
+        return [f"{R}/submission.pt", f"{R}/ensemble/heads/report.json"]
     return [
         f"{R}/submission.csv",
         f"{BASELINE_DIR}/submission.csv",
@@ -477,4 +512,12 @@ def tta_flags():
     """--tta / --flip flags of cache_probs from the config's inference section."""
     section = config["inference"]
     flags = [] if section["tta"] == "none" else [f"--tta {section['tta']}"]
+    if EPIC:  # no flipped views: a mirror changes what the hands do
+        task = config["task"]
+        return " ".join(
+            flags
+            + [
+                f"--no-flip --task epic --clips {task['test_clips']} --reader {task['reader']}"
+            ]
+        )
     return " ".join(flags + (["--flip"] if section["flip"] else ["--no-flip"]))

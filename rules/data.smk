@@ -1,14 +1,40 @@
-"""The data dir every stage reads: generated (data.source: synth) or linked from the challenge's files."""
-
-DATA_FILES = {
-    "frames": f"{DATA}/{FRAMES_NAME}",
-    "train": f"{DATA}/train.csv",
-    "val": f"{DATA}/val.csv",
-    "test": f"{DATA}/test.csv",
-}
+"""The data dir every stage reads: generated (data.source: synth) or linked from the challenge's files
+(task epic: the generated EPIC-like data, or EPIC-KITCHENS-100's annotation files, frames and videos)."""
 
 
-if config["data"]["source"] == "synth":
+if EPIC and config["data"]["source"] == "synth":
+
+    rule epic_synth_data:
+        output:
+            **DATA_FILES,
+        log:
+            f"{LOGS}/data/epic_synth.log",
+        benchmark:
+            f"{BENCH}/data/epic_synth.tsv"
+        conda:
+            CONDA_ENV
+        params:
+            code=stage_fingerprint("whatnext.data.epic_synth"),
+            out=lambda wildcards, output: os.path.dirname(output.train),
+            options=epic_synth_flags(),
+        shell:
+            "python -m whatnext.data.epic_synth --out {params.out} {params.options} > {log} 2>&1"
+
+elif EPIC:
+
+    rule link_epic_data:
+        input:
+            **{name: challenge_file(name) for name in CHALLENGE_FILES},
+        output:
+            **DATA_FILES,
+        log:
+            f"{LOGS}/data/link.log",
+        conda:
+            CONDA_ENV
+        shell:
+            'for f in {input}; do ln -sfn "$(realpath $f)" {DATA}/$(basename $f); done > {log} 2>&1'
+
+elif config["data"]["source"] == "synth":
 
     rule synth_data:
         output:
@@ -59,5 +85,6 @@ rule norm_stats:
     params:
         code=stage_fingerprint("whatnext.data.norm_stats"),
         data=lambda wildcards, output: os.path.dirname(output[0]),
+        task=task_flag(),
     shell:
-        "python -m whatnext.data.norm_stats --data {params.data} --out {output} > {log} 2>&1"
+        "python -m whatnext.data.norm_stats --data {params.data} --out {output} {params.task} > {log} 2>&1"

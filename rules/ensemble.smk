@@ -1,4 +1,5 @@
-"""Ensemble: member lists, stacker, sidecar, calibration, submission, error decomposition.
+"""Ensemble: member lists, stacker, sidecar, calibration, submission, error decomposition (task epic: the
+per-head stacker and submission.pt, rule head_stacker).
 
 The stacker fits per-class log-space weights on the members' train-only validation caches (nested CV);
 the sidecar applies the same fit to the train+val twins' test caches; the submission is the arg-max of
@@ -139,3 +140,26 @@ rule calibration:
         seed=config["seed"],
     shell:
         "python -m whatnext.ensemble.calibration --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --report {output.report} --table {output.table} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
+
+
+rule head_stacker:
+    input:
+        unpack(final_ensemble_inputs()),
+    output:
+        submission=f"{R}/submission.pt",
+        report=f"{R}/ensemble/heads/report.json",
+        test_probs=f"{R}/ensemble/heads/train-test.npz",
+    log:
+        f"{LOGS}/ensemble/head_stacker.log",
+    benchmark:
+        f"{BENCH}/ensemble/head_stacker.tsv"
+    conda:
+        CONDA_ENV
+    params:
+        code=stage_fingerprint("whatnext.ensemble.head_stacker"),
+        cache_dir=cache_dir,
+        data=data_dir,
+        folds=config["ensemble"]["folds"],
+        seed=config["seed"],
+    shell:
+        "python -m whatnext.ensemble.head_stacker --task {TASK} --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --test-probs {output.test_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"

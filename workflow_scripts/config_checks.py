@@ -36,6 +36,38 @@ def challenge_data_files(config: dict) -> dict[str, Path]:
     return files
 
 
+EPIC_FILES = ("train.csv", "val.csv", "test.csv", "video_info.csv", "verb_classes.csv", "noun_classes.csv")
+EPIC_MEDIA = ("rgb_frames", "videos")
+
+
+def epic_data_files(config: dict) -> dict[str, Path]:
+    """Task epic, data.source challenge: the EPIC annotation files by name (train.csv: EPIC_100_train.csv, ...)
+    and the media folders present (rgb_frames/, videos/; at least one); errors name the key."""
+    raw = config["data"].get("challenge", {}).get("dir")
+    if not raw:
+        raise ConfigError("data.challenge.dir: required when data.source is 'challenge'")
+    folder = Path(raw)
+    if not folder.is_dir():
+        raise ConfigError(f"data.challenge.dir: folder {folder} does not exist")
+    files = {name: folder / name for name in EPIC_FILES}
+    for path in files.values():
+        if not path.exists():
+            raise ConfigError(f"data.challenge.dir: missing {path} (task epic)")
+    media = [folder / name for name in EPIC_MEDIA if (folder / name).is_dir()]
+    if not media:
+        raise ConfigError(f"data.challenge.dir: {folder} holds neither rgb_frames/ nor videos/ (task epic)")
+    return files | {name.name: name for name in media}
+
+
+def check_epic_graph(config: dict) -> None:
+    """What the epic task's graph has no place for: pseudo-label rounds and train+val twins (no sidecar)."""
+    if config.get("twins"):
+        raise ConfigError("twins: the epic task stacks its members' own test caches (no sidecar); set twins: false")
+    rounds = (config.get("members", {}).get("cascade") or {}).get("rounds", [0])
+    if any(r > 0 for r in rounds):
+        raise ConfigError(f"members.cascade.rounds: the epic task has no pseudo-label rounds, got {rounds}")
+
+
 def read_member_ids(path: str | Path, key: str) -> list[str]:
     """Ids of a member-list file (``#`` comments, blank lines ignored); each must match a finetune rule."""
     path = Path(path)

@@ -188,8 +188,14 @@ def time_limit(estimate_min: float, attempt: int, limits: ClusterLimits, now: da
 
 
 def clip_counts(config: Mapping) -> dict[str, int]:
-    """Clips per split (train, val, test) of the config's data: generated counts or the CSVs' rows."""
+    """Clips per split (train, val, test) of the config's data: generated counts or the CSVs' rows (task epic:
+    segments)."""
     data = config["data"]
+    epic = (config.get("task") or {}).get("name") == "epic"
+    if data["source"] == "synth" and epic:
+        synth = {"participants": 2, "videos": 3, "segments": 30} | (data.get("epic_synth") or {})
+        per_video = synth["participants"] * synth["segments"]
+        return {"train": per_video * (synth["videos"] - 2), "val": per_video, "test": per_video}
     if data["source"] == "synth":
         from whatnext.data.class_table import class_counts, load_class_table
 
@@ -217,8 +223,19 @@ def _member_id(rule_name: str, wildcards) -> str:
     return f"{family}-{_get(wildcards, 'name')}"
 
 
+def frames_factor(config: Mapping, member=None) -> float:
+    """A clip's cost relative to the whatnext task's 4 frames: T / 4 for the epic task (the member's
+    ``frames`` option, else ``task.frames``), 1 for whatnext."""
+    task = config.get("task") or {}
+    if task.get("name") != "epic":
+        return 1.0
+    options = (member.train.get("options") or {}) if member is not None else {}
+    return float(options.get("frames", task.get("frames", 16))) / 4
+
+
 def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, int]) -> float:
-    """Units of work of one job: clip-epochs of a training job, clip-views of a ``cache_probs`` job."""
+    """Units of work of one job: clip-epochs of a training job, clip-views of a ``cache_probs`` job, each clip
+    counted as T / 4 of them for the epic task (:func:`frames_factor`)."""
     if rule_name == "ssl_pretrain":
         family = _get(wildcards, "family")
         epochs = merge_settings(config.get("train"), config["ssl"][family].get("train"))["max_epochs"]
@@ -231,10 +248,16 @@ def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, i
         member = members[member_id]
         clips = counts["train"] + (counts["val"] if _get(wildcards, "fit") == "trainval" else 0)
         clips += counts["test"] if member.round > 0 else 0
-        return member.train["max_epochs"] * clips
+        return member.train["max_epochs"] * clips * frames_factor(config, member)
     if rule_name == "cache_probs":
         inference = config.get("inference", {})
-        views = TTA_VIEWS.get(inference.get("tta", "none"), 1) * (2 if inference.get("flip") else 1)
+        task = config.get("task") or {}
+        if task.get("name") == "epic":
+            members = _memo("members", config, lambda: member_table(dict(config)))
+            views = TTA_VIEWS.get(inference.get("tta", "none"), 1) * task.get("test_clips", 1)
+            views *= frames_factor(config, members.get(_get(wildcards, "member")))
+        else:
+            views = TTA_VIEWS.get(inference.get("tta", "none"), 1) * (2 if inference.get("flip") else 1)
         return sum(counts[split] for split in CACHED_SPLITS[_get(wildcards, "fit")]) * views
     raise KeyError(rule_name)
 

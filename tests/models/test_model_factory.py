@@ -13,7 +13,7 @@ def test_registry_lists_every_family_and_head():
                  "conv2d_tiny", "conv3d_tiny", "efficientformer_l1", "efficientformer_l3", "efficientformer_l7",
                  "efficientformerv2_s2", "efficientformerv2_l", "nextvit_small", "nextvit_base", "maxvit_tiny"]:
         assert name in list_encoders()
-    assert list_heads() == ["attn", "hybrid", "lstm", "perceiver", "relational"]
+    assert list_heads() == ["attn", "hybrid", "lstm", "lstm2", "perceiver", "relational"]
 
 
 def test_unknown_encoder_name_raises_with_known_names():
