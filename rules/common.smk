@@ -185,7 +185,10 @@ def ssl_params():
         seed = job_seed(config["seed"], f"ssl-{wildcards.family}-gen{wildcards.gen}")
         masking = family.get("masking", "random")
         masking_flag = "" if masking == "random" else f" --masking {masking}"
-        return f"--seed {seed} {render_flags(settings)}{masking_flag}{deadline_flag()}"
+        flags = f"--seed {seed} {render_flags(settings)}{masking_flag}{deadline_flag()}"
+        if EPIC and "frames" not in settings.get("options", {}):
+            flags += f" --frames {config['task']['frames']}"
+        return flags + (" --task epic" if EPIC else "")
 
     def stage_code(wildcards):
         return stage_fingerprint(

@@ -269,6 +269,25 @@ def format_plan(plans: list[RulePlan]) -> str:
     return "\n".join(lines)
 
 
+EPIC_SPLITS = {"train": 67217, "val": 9668, "test": 9449}  # EPIC-KITCHENS-100 segments (the brief's table)
+
+
+def stand_in_epic_dir(folder: Path) -> Path:
+    """EPIC-KITCHENS-100's annotation files with its split sizes (rows of one video), 97 verb and 300 noun
+    classes and an empty videos/, for planning the epic task."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "videos").mkdir(exist_ok=True)
+    header = "narration_id,participant_id,video_id,start_frame,stop_frame"
+    for split, n in EPIC_SPLITS.items():
+        extra = "" if split == "test" else ",verb_class,noun_class"
+        rows = (f"P01_101_{i},P01,P01_101,1,2" + ("" if split == "test" else ",0,0") for i in range(n))
+        (folder / f"{split}.csv").write_text("\n".join([header + extra, *rows]) + "\n", encoding="utf-8")
+    (folder / "video_info.csv").write_text("video_id,duration,fps\nP01_101,1.0,50\n", encoding="utf-8")
+    for name, n in (("verb_classes.csv", 97), ("noun_classes.csv", 300)):
+        (folder / name).write_text("\n".join(["id,key", *(f"{i},c{i}" for i in range(n))]) + "\n", encoding="utf-8")
+    return folder
+
+
 def stand_in_challenge_dir(folder: Path) -> Path:
     """CSV files with the challenge's split sizes (ids only) and an empty frames.zip, for planning."""
     import zipfile
@@ -315,10 +334,12 @@ def minutes_left(deadline: str | None) -> float | None:
     return (datetime.fromisoformat(deadline).astimezone() - datetime.now().astimezone()).total_seconds() / 60
 
 
-def _reads_missing_challenge_data(configfile: str) -> bool:
+def _reads_missing_challenge_data(configfile: str) -> str | None:
+    """The task whose challenge data the config reads and this machine lacks (None: nothing missing)."""
     config = yaml.safe_load(Path(configfile).read_text(encoding="utf-8"))
     data = config.get("data", {})
-    return data.get("source") == "challenge" and not Path(str(data.get("challenge", {}).get("dir"))).is_dir()
+    missing = data.get("source") == "challenge" and not Path(str(data.get("challenge", {}).get("dir"))).is_dir()
+    return (config.get("task") or {}).get("name", "whatnext") if missing else None
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -351,8 +372,10 @@ def main(profile: str, configfile: str, workflow_dir: str, deadline: str | None,
     # A command-line --config replaces the profile's: the plan repeats the profile's entries, then its own.
     entries = profile_config_entries(profile) + ([f"deadline={deadline}"] if deadline else [])
     with tempfile.TemporaryDirectory(prefix="slurm-plan-") as scratch:
-        if _reads_missing_challenge_data(configfile):
-            folder = stand_in_challenge_dir(Path(scratch) / "challenge")
+        task = _reads_missing_challenge_data(configfile)
+        if task:
+            stand_in = stand_in_epic_dir if task == "epic" else stand_in_challenge_dir
+            folder = stand_in(Path(scratch) / "challenge")
             click.echo(f"challenge data not found: planning with a stand-in of its split sizes ({folder})", err=True)
             entries.append(f"data={{source: challenge, challenge: {{dir: {folder}}}}}")
         if entries:

@@ -12,6 +12,7 @@ from pathlib import Path
 FILE_FLAGS = ("--out", "--metrics", "--report", "--table", "--weights", "--test-probs", "--oof-probs")
 DIR_OUTPUTS = {
     "whatnext.data.synth": ("frames.zip", "train.csv", "val.csv", "test.csv"),
+    "whatnext.data.epic_synth": ("train.csv", "val.csv", "test.csv", "video_info.csv", "verb_classes.csv", "noun_classes.csv"),
     "whatnext.baseline.pixel_logreg": ("train-val.npz", "train-test.npz", "submission.csv", "report.json"),
     "whatnext.analysis.error_decomposition": ("summary.json", "decomposition.csv", "confused_pairs.csv", "confusion.png"),
     "whatnext.analysis.report_assets": (

@@ -103,11 +103,12 @@ class VideoFrames:
 
 
 class EpicSegments(Dataset):
-    """One split's segments (see the module docstring). ``labels``: packed int64 [n] (-1 for test);
+    """One split's segments (see the module docstring). ``labels``: packed int64 [n] (-1 for test, and for every
+    split with ``read_labels=False``, as self-supervised pretraining reads them);
     ``clip_ids``: narration ids; ``verbs`` / ``nouns``: int64 [n] (-1 for test)."""
 
     def __init__(self, data_dir: str | Path, split: str, num_frames: int, clips: int = 1, transform=None,
-                 reader: str = "auto", task: Task | None = None):
+                 reader: str = "auto", task: Task | None = None, read_labels: bool = True):
         if split not in SPLIT_FILES:
             raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
         if reader not in READERS:
@@ -119,7 +120,7 @@ class EpicSegments(Dataset):
             self.task = task or load_task("epic", self.data_dir)
         except TaskError as err:
             raise DataFormatError(str(err)) from None
-        labelled = split != "test"
+        labelled = split != "test" and read_labels
         rows = read_rows(self.csv_path, SEGMENT_COLUMNS + (CLASS_COLUMNS if labelled else ()))
         lengths = video_frame_counts(self.data_dir)
         self.videos: dict[str, VideoFrames] = {}

@@ -295,7 +295,11 @@ def finetune_ssl_encoder(track: str, family: str, encoder_ckpt: Path, ft: Finetu
     A checkpoint of another kind or family raises (``CheckpointError`` / :class:`BadInput`) naming the file.
     """
     ckpt = load_checkpoint(encoder_ckpt, expected_kind="encoder")
-    config = classifier_config(ckpt["model_config"], ft.head, ft.drop_path)
+    task = ft.load_task()
+    frames = ckpt["model_config"].get("num_frames", 4)
+    if ft.frames is not None and ft.frames != frames:
+        raise BadInput(f"{encoder_ckpt}: its encoder takes {frames} frames, --frames asks for {ft.frames}")
+    config = classifier_config(ckpt["model_config"], ft.head, ft.drop_path, task)
     return run_finetune(track, config, ft, train, init_encoder=(ckpt["state_dict"], Path(encoder_ckpt)), family=family)
 
 

@@ -29,6 +29,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from whatnext.data.clip_batches import collate_clips
 from whatnext.data.clip_transforms import ClipAugmenter
 from whatnext.data.clip_normalise import ClipNormaliser
+from whatnext.data.epic_dataset import EpicSegments
 from whatnext.data.zip_dataset import ClipDataset, DataFormatError
 from whatnext.runtime.checkpoint import CheckpointError, file_sha256, load_checkpoint, load_state_strict, save_checkpoint
 from whatnext.runtime.cli_options import training_options
@@ -39,6 +40,7 @@ from whatnext.runtime.seeding import seed_everything
 from whatnext.runtime.trainer import Trainer, TrainOptions
 from whatnext.ssl.methods import METHODS
 from whatnext.ssl.objective import SSLMethod
+from whatnext.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -51,19 +53,22 @@ FAMILIES = METHODS  # the family tag of a generation's checkpoints is its method
 ENCODER_IDENTITY = ("encoder", "img_size", "num_frames", "encoder_kwargs")  # what a parent must share
 
 
-def encoder_config(arch: str, img_size: int, settings: dict, clip_residual: bool = False) -> dict:
+def encoder_config(arch: str, img_size: int, settings: dict, clip_residual: bool = False, num_frames: int = NUM_FRAMES) -> dict:
     """The ``model_config`` of a generation's encoder (``build_encoder`` / ``method.build`` input), the method's
     ``settings`` in ``ssl``; ``clip_residual`` (the encoder sees frames minus their clip mean) is stored in
     ``encoder_kwargs`` and so travels with the checkpoint to finetuning."""
-    config = {"encoder": arch, "img_size": img_size, "num_frames": NUM_FRAMES, "ssl": dict(settings)}
+    config = {"encoder": arch, "img_size": img_size, "num_frames": num_frames, "ssl": dict(settings)}
     if clip_residual:
         config["encoder_kwargs"] = {"clip_residual": True}
     return config
 
 
-def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int) -> Dataset:
+def ssl_dataset(data: Path, splits: tuple[str, ...], img_size: int, task: str = "whatnext", num_frames: int = NUM_FRAMES) -> Dataset:
     """Every clip of ``splits`` decoded to ``img_size`` squares (labels not read, all -1; :class:`MethodLoss`
-    augments them). Items ``(4 frames uint8 [3, img_size, img_size], label, clip_id)`` for ``collate_clips``."""
+    augments them). Items ``(4 frames uint8 [3, img_size, img_size], label, clip_id)`` for ``collate_clips``;
+    task ``epic``: every segment's ``num_frames`` uniformly spaced frames at their stored size."""
+    if task == "epic":
+        return ConcatDataset([EpicSegments(data, split, num_frames, read_labels=False) for split in splits])
     return ConcatDataset([ClipDataset(data, split, frame_size=img_size, stacked=False, read_labels=False) for split in splits])
 
 
@@ -108,18 +113,19 @@ class Generation:
 
 
 def open_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
-                    settings: dict, splits: tuple[str, ...], train: TrainOptions, clip_residual: bool = False) -> Generation:
+                    settings: dict, splits: tuple[str, ...], train: TrainOptions, clip_residual: bool = False,
+                    task: str = "whatnext", num_frames: int = NUM_FRAMES) -> Generation:
     """Build the model (seeded; parent encoder loaded, ``method.reset`` modules fresh), data and a fresh
     trainer (step 0)."""
     seed_everything(train.seed)
-    config = encoder_config(arch, img_size, settings, clip_residual)
+    config = encoder_config(arch, img_size, settings, clip_residual, num_frames)
     parent = load_parent_encoder(init_encoder, method, config) if init_encoder else None
     model = method.build(config)
     if parent is not None:
         load_state_strict(model.encoder, parent["state_dict"], init_encoder)
     number = (parent["meta"].get("generation", 0) if parent else 0) + 1
     parent_sha = file_sha256(init_encoder) if init_encoder else None
-    dataset = ssl_dataset(data, splits, img_size)
+    dataset = ssl_dataset(data, splits, img_size, task, num_frames)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
     trainer = Trainer(
         model, dataset, MethodLoss(method, img_size, normaliser), train, drop_last=True, betas=SSL_BETAS,
@@ -134,7 +140,7 @@ def open_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, 
 
 def run_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, init_encoder: Path | None,
                    out: Path, metrics: Path, settings: dict, splits: tuple[str, ...], train: TrainOptions,
-                   clip_residual: bool = False) -> dict | None:
+                   clip_residual: bool = False, task: str = "whatnext", num_frames: int = NUM_FRAMES) -> dict | None:
     """Train one generation (resuming from ``train.resume_dir`` if a state is there), then write its
     encoder checkpoint and metrics and clear the resume state; returns the metrics summary.
 
@@ -143,12 +149,15 @@ def run_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, i
     and the others return None.
     """
     gen = open_generation(method, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder,
-                          settings=settings, splits=splits, train=train, clip_residual=clip_residual)
+                          settings=settings, splits=splits, train=train, clip_residual=clip_residual, task=task,
+                          num_frames=num_frames)
     gen.trainer.resume_if_possible()
     result = gen.trainer.fit()
     if not gen.trainer.ranks.main:
         return None
-    probe = method.probe(gen.model, ClipDataset(data, splits[0], frame_size=img_size, read_labels=False), gen.normaliser)
+    probe_clips = (EpicSegments(data, splits[0], num_frames, read_labels=False) if task == "epic"
+                   else ClipDataset(data, splits[0], frame_size=img_size, read_labels=False))
+    probe = method.probe(gen.model, probe_clips, gen.normaliser)
     summary = {
         "family": method.name,
         "arch": arch,
@@ -212,13 +221,20 @@ def ssl_command(method_name: str) -> click.Command:
                   help="Splits whose frames are used (no labels read).")
     @click.option("--clip-residual", is_flag=True,
                   help="The encoder sees each frame minus the clip's mean frame (kept in the checkpoint's config).")
+    @click.option("--task", type=click.Choice(TASKS), default="whatnext", show_default=True,
+                  help="The data's task (whatnext.tasks): epic reads an EPIC data dir's segments.")
+    @click.option("--frames", type=click.IntRange(2), default=NUM_FRAMES, show_default=True,
+                  help="Frames per clip (epic: T uniformly spaced over a segment; whatnext: 4).")
     @training_options(max_epochs=100, batch_size=64, lr=1.5e-4, weight_decay=0.05, warmup_epochs=5.0)
     @method_options(method)
-    def main(data, arch, img_size, init_encoder, out, metrics, splits, clip_residual, train, **settings):
+    def main(data, arch, img_size, init_encoder, out, metrics, splits, clip_residual, task, frames, train, **settings):
+        if task == "whatnext" and frames != NUM_FRAMES:
+            raise BadInput(f"--frames {frames}: the whatnext task's clips have {NUM_FRAMES} frames")
         try:
             init_process_group(train.device)
             run_generation(method, data=data, arch=arch, img_size=img_size, init_encoder=init_encoder, out=out,
-                           metrics=metrics, settings=settings, splits=splits, train=train, clip_residual=clip_residual)
+                           metrics=metrics, settings=settings, splits=splits, train=train, clip_residual=clip_residual,
+                           task=task, num_frames=frames)
         except (DataFormatError, ValueError) as err:
             raise BadInput(str(err)) from None
         finally:
