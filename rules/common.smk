@@ -98,7 +98,7 @@ FRAMES_NAME = (
     if config["data"]["source"] == "challenge" and not EPIC
     else "frames.zip"
 )
-# The data dir's files, by output name of the rule that makes them (task epic: the EPIC annotation files;
+# The data dir's files by output name (for the epic task the EPIC annotation files;
 # the frames or videos sit beside them, in rgb_frames/ and videos/).
 DATA_FILES = (
     {name.removesuffix(".csv"): f"{DATA}/{name}" for name in config_checks.EPIC_FILES}

@@ -1,6 +1,6 @@
 """The data dir every stage reads: generated (data.source: synth) or linked from the challenge's files
-(task epic: the generated EPIC-like data, or EPIC-KITCHENS-100's annotation files, frames and videos)."""
-
+(task epic: the generated EPIC-like data, or EPIC-KITCHENS-100's annotation files, frames and videos).
+"""
 
 if EPIC and config["data"]["source"] == "synth":
 

@@ -161,5 +161,6 @@ rule head_stacker:
         data=data_dir,
         folds=config["ensemble"]["folds"],
         seed=config["seed"],
+        task=TASK,
     shell:
-        "python -m whatnext.ensemble.head_stacker --task {TASK} --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --test-probs {output.test_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "python -m whatnext.ensemble.head_stacker --task {params.task} --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --test-probs {output.test_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
