@@ -510,13 +510,13 @@ class Trainer:
             margin_s=60.0 * opts.safety_margin_min,
         )
         stop_after = int(os.environ[STOP_AFTER_STEPS_ENV]) if os.environ.get(STOP_AFTER_STEPS_ENV) else None
-        if watch.stop_at is not None:
-            log.info("must stop by %s (unix %.0f)", time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(watch.stop_at)), watch.stop_at)
         steps_done = 0
         self.model.train()
         log.info("%s", self.accel.describe() + (f", rank {self.ranks.rank} of {self.ranks.world}" if self.ranks.distributed else ""))
         with StopSignals() as signals, tqdm(total=self.total_steps, initial=self.step, desc=self.desc, unit="step", mininterval=1.0,
                                             disable=not self.ranks.main) as bar:
+            if watch.stop_at is not None:  # logged once the stop signals are handled (tests wait for this line)
+                log.info("must stop by %s (unix %.0f)", time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(watch.stop_at)), watch.stop_at)
             batches = self._batch_iterator()
             while self.step < self.total_steps and not self.stopped:
                 epoch = self.epoch
