@@ -67,7 +67,7 @@ from whatnext.runtime.precision import Acceleration, resolve_precision  # noqa: 
 from whatnext.runtime.trainer import Trainer, TrainOptions  # noqa: E402
 from whatnext.ssl.cascade import encoder_config, open_generation  # noqa: E402
 from whatnext.ssl.methods import METHODS  # noqa: E402
-from workflow_scripts.members import member_table, parse_member_id  # noqa: E402
+from workflow_scripts.member_table import member_table, parse_member_id  # noqa: E402
 from workflow_scripts.time_limits import job_units  # noqa: E402
 
 PAPER_CONFIG = REPO / "configs" / "paper.yaml"

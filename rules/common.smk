@@ -10,10 +10,10 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 
-from workflow_scripts import config_checks, members as member_table_lib
+from workflow_scripts import config_checks, member_table as member_table_lib
 from workflow_scripts.code_fingerprint import stage_fingerprint
 from workflow_scripts.cli_manifest import load_manifest
-from workflow_scripts.members import ConfigError
+from workflow_scripts.member_table import ConfigError
 from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
 
 from workflow_scripts import resources as job_resources, retry_policy

@@ -11,7 +11,7 @@ import difflib
 from pathlib import Path
 
 from workflow_scripts.cli_manifest import FINETUNE_CLI, ssl_cli
-from workflow_scripts.members import ConfigError, parse_member_id
+from workflow_scripts.member_table import ConfigError, parse_member_id
 
 CHALLENGE_FILES = ("train.csv", "val.csv", "test.csv")
 FRAMES = ("frames.zip", "frames")

@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from workflow_scripts.members import ConfigError, cascade_id, member_table
+from workflow_scripts.member_table import ConfigError, cascade_id, member_table
 from workflow_scripts.resources import gpu_job_resources  # noqa: F401  (the rules' interface, re-exported)
 from workflow_scripts.training_settings import merge_settings
 

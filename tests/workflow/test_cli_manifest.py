@@ -12,7 +12,7 @@ import yaml
 from tests.workflow.test_graph import failing_dry_run
 from workflow_scripts.cli_manifest import MANIFEST, build_manifest, format_manifest, load_manifest
 from workflow_scripts.config_checks import check_names
-from workflow_scripts.members import ConfigError
+from workflow_scripts.member_table import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.yaml"))]

@@ -3,7 +3,7 @@
 import pytest
 
 from workflow_scripts.config_checks import challenge_data_files, existing_cache_files, read_member_ids
-from workflow_scripts.members import ConfigError
+from workflow_scripts.member_table import ConfigError
 
 
 def challenge_config(folder):

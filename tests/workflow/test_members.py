@@ -2,7 +2,7 @@
 
 import pytest
 
-from workflow_scripts.members import (
+from workflow_scripts.member_table import (
     ConfigError,
     format_member_list,
     member_table,
