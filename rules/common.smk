@@ -223,12 +223,7 @@ def member_of(family):
     """A function of wildcards giving the Member a finetune rule of ``family`` builds."""
 
     def find(wildcards):
-        if family == "cascade":
-            member_id = member_table_lib.cascade_id(
-                wildcards.gen, wildcards.head, wildcards["round"]
-            )
-        else:
-            member_id = f"{family}-{wildcards.name}"
+        member_id = member_table_lib.member_id_of(family, wildcards)
         if member_id not in MEMBERS:
             raise WorkflowError(
                 f"member {member_id!r} is not defined by the config (members.{family})"
@@ -310,6 +305,7 @@ def gpu_runtime(rule_name):
         attempt,
         config,
         time_retries=retry_plan(rule_name, wildcards, attempt).time_retries,
+        members=MEMBERS,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 from workflow_scripts.training_settings import job_seed, merge_settings
 
@@ -66,6 +67,18 @@ def parse_member_id(member_id: str) -> tuple[str, dict[str, str]]:
 
 def cascade_id(gen: int, head: str, round_: int) -> str:
     return f"cascade-g{gen}-{head}-r{round_}"
+
+
+def member_id_of(family: str, wildcards) -> str:
+    """The id of the member a finetune rule of ``family`` builds, from the job's wildcards (a mapping, or
+    Snakemake's ``Wildcards``): ``gen``, ``head``, ``round`` for cascade members, ``name`` for the others."""
+
+    def get(name: str) -> str:
+        return wildcards[name] if isinstance(wildcards, Mapping) else getattr(wildcards, name)
+
+    if family == "cascade":
+        return cascade_id(get("gen"), get("head"), get("round"))
+    return f"{family}-{get('name')}"
 
 
 def _ssl_generation(config: dict, section: dict, key: str, method: str | None = None) -> tuple[str, int]:

@@ -41,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from workflow_scripts.member_table import ConfigError, cascade_id, member_table
+from workflow_scripts.member_table import ConfigError, Member, member_id_of, member_table
 from workflow_scripts.resources import gpu_job_resources  # noqa: F401  (the rules' interface, re-exported)
 from workflow_scripts.training_settings import merge_settings
 
@@ -216,11 +216,9 @@ def _get(wildcards, name: str) -> str:
     return wildcards[name] if isinstance(wildcards, Mapping) else getattr(wildcards, name)
 
 
-def _member_id(rule_name: str, wildcards) -> str:
-    family = FINETUNE_FAMILIES[rule_name]
-    if family == "cascade":
-        return cascade_id(_get(wildcards, "gen"), _get(wildcards, "head"), _get(wildcards, "round"))
-    return f"{family}-{_get(wildcards, 'name')}"
+def _members(config: Mapping, members: Mapping[str, Member] | None) -> Mapping[str, Member]:
+    """The member table the graph built (``members``), else the same table built from ``config``."""
+    return members if members is not None else _memo("members", config, lambda: member_table(dict(config)))
 
 
 def frames_factor(config: Mapping, member=None) -> float:
@@ -233,16 +231,18 @@ def frames_factor(config: Mapping, member=None) -> float:
     return float(options.get("frames", task.get("frames", 16))) / 4
 
 
-def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, int]) -> float:
+def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, int],
+              members: Mapping[str, Member] | None = None) -> float:
     """Units of work of one job: clip-epochs of a training job, clip-views of a ``cache_probs`` job, each clip
-    counted as T / 4 of them for the epic task (:func:`frames_factor`)."""
+    counted as T / 4 of them for the epic task (:func:`frames_factor`). ``members``: the graph's member table
+    (``workflow_scripts.member_table.member_table(config)``, built here when not given)."""
     if rule_name == "ssl_pretrain":
         family = _get(wildcards, "family")
         epochs = merge_settings(config.get("train"), config["ssl"][family].get("train"))["max_epochs"]
         return epochs * sum(counts.values())
     if rule_name in FINETUNE_FAMILIES:
-        member_id = _member_id(rule_name, wildcards)
-        members = _memo("members", config, lambda: member_table(dict(config)))
+        member_id = member_id_of(FINETUNE_FAMILIES[rule_name], wildcards)
+        members = _members(config, members)
         if member_id not in members:
             raise ConfigError(f"member {member_id!r} is not defined by the config")
         member = members[member_id]
@@ -253,7 +253,7 @@ def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, i
         inference = config.get("inference", {})
         task = config.get("task") or {}
         if task.get("name") == "epic":
-            members = _memo("members", config, lambda: member_table(dict(config)))
+            members = _members(config, members)
             views = TTA_VIEWS.get(inference.get("tta", "none"), 1) * task.get("test_clips", 1)
             views *= frames_factor(config, members.get(_get(wildcards, "member")))
         else:
@@ -262,7 +262,8 @@ def job_units(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, i
     raise KeyError(rule_name)
 
 
-def benchmark_seconds_per_unit(rule_name: str, config: Mapping, counts: Mapping[str, int]) -> float | None:
+def benchmark_seconds_per_unit(rule_name: str, config: Mapping, counts: Mapping[str, int],
+                               members: Mapping[str, Member] | None = None) -> float | None:
     """Median measured seconds per unit over the rule's benchmark files (None before any has run)."""
     root = Path(config["results"]) / "benchmarks"
     pattern = re.compile(BENCHMARK_PATTERNS[rule_name])
@@ -274,7 +275,7 @@ def benchmark_seconds_per_unit(rule_name: str, config: Mapping, counts: Mapping[
         try:
             with path.open(newline="", encoding="utf-8") as handle:
                 seconds = [float(row["s"]) for row in csv.DictReader(handle, delimiter="\t")]
-            units = job_units(rule_name, match.groupdict(), config, counts)
+            units = job_units(rule_name, match.groupdict(), config, counts, members)
         except (OSError, KeyError, ValueError):
             continue  # a benchmark of a job the config no longer defines, or a damaged file: not evidence
         if seconds and units > 0:
@@ -288,7 +289,8 @@ class Estimate:
     source: str  # "runtime_min_by_rule", "benchmark", "ms_per_unit" or "runtime_min"
 
 
-def estimate_minutes(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, int] | None = None) -> Estimate:
+def estimate_minutes(rule_name: str, wildcards, config: Mapping, counts: Mapping[str, int] | None = None,
+                     members: Mapping[str, Member] | None = None) -> Estimate:
     """Estimated minutes of one job on one GPU, and where the estimate came from."""
     rule_name = WORK_MODEL_OF.get(rule_name, rule_name)
     section = {**DEFAULTS, **(config.get("resources") or {})}
@@ -300,8 +302,8 @@ def estimate_minutes(rule_name: str, wildcards, config: Mapping, counts: Mapping
     if rule_name not in GOVERNED_RULES or (cost_ms is None and not use_benchmarks):
         return Estimate(_number(section["runtime_min"], "runtime_min"), "runtime_min")
     counts = counts if counts is not None else clip_counts(config)
-    units = job_units(rule_name, wildcards, config, counts)
-    measured = benchmark_seconds_per_unit(rule_name, config, counts) if use_benchmarks else None
+    units = job_units(rule_name, wildcards, config, counts, members)
+    measured = benchmark_seconds_per_unit(rule_name, config, counts, members) if use_benchmarks else None
     if measured is not None:
         return Estimate(units * measured / 60, "benchmark")
     if cost_ms is None:
@@ -343,12 +345,14 @@ def report_job(job: str, limit: TimeLimit, limits: ClusterLimits, now: datetime,
 
 
 def runtime_minutes(rule_name: str, wildcards, attempt: int, config: Mapping,
-                    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), time_retries: int | None = None) -> int:
+                    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), time_retries: int | None = None,
+                    members: Mapping[str, Member] | None = None) -> int:
     """Time limit in whole minutes of one job of ``rule_name`` at retry ``attempt`` (the rules' interface),
-    after ``time_retries`` earlier attempts that ran out of time (None: ``attempt - 1``)."""
+    after ``time_retries`` earlier attempts that ran out of time (None: ``attempt - 1``). ``members``: the
+    member table the graph already built (``MEMBERS`` of rules/common.smk); built from ``config`` if None."""
     moment = now()
     limits = ClusterLimits.from_config(config, moment)
-    estimate = estimate_minutes(rule_name, wildcards, config, _memo("counts", config, lambda: clip_counts(config)))
+    estimate = estimate_minutes(rule_name, wildcards, config, _memo("counts", config, lambda: clip_counts(config)), members)
     overhead = _number({**DEFAULTS, **(config.get("resources") or {})}["overhead_min"], "overhead_min") or 0.0
     if limits.max_runtime_min is not None and limits.max_runtime_min < min(overhead, estimate.minutes):
         raise TimeLimitError(
