@@ -46,3 +46,14 @@ def config(tmp_path, challenge_dir) -> dict:
             "ms_per_unit": {rule: 60 for rule in ("ssl_pretrain", "finetune_cascade", "finetune_scratch", "cache_probs")},
         },
     }
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Where the real-Slurm e2e is collected and allowed, start it now: it overlaps the rest of the suite."""
+    sys.path[:0] = [str(REPO / "tests"), str(Path(__file__).resolve().parent)]
+    from smoke_checks import REAL_SLURM_E2E
+
+    import e2e_background
+
+    if REAL_SLURM_E2E and any(item.nodeid.endswith(e2e_background.E2E_TEST) for item in items):
+        e2e_background.start()
