@@ -14,7 +14,7 @@ import re
 
 import torch.nn as nn
 
-from whatnext.runtime.trainer import exempt_from_weight_decay
+from whatnext.runtime.optim_schedule import exempt_from_weight_decay
 
 BLOCK_INDEX = re.compile(r"(?:^|\.)(blocks|temporal)\.(\d+)\.")
 

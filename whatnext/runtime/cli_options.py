@@ -30,7 +30,9 @@ from whatnext.runtime.errors import BadInput
 from whatnext.runtime.logging_setup import cli_logging
 from whatnext.runtime.outcome import recorded
 from whatnext.runtime.precision import compile_option, precision_option
-from whatnext.runtime.trainer import EXIT_INCOMPLETE, ResumeStateError, TrainingIncomplete, TrainOptions
+from whatnext.runtime.resume_state import ResumeStateError
+from whatnext.runtime.train_options import TrainOptions
+from whatnext.runtime.trainer import EXIT_INCOMPLETE, TrainingIncomplete
 
 log = logging.getLogger(__name__)
 

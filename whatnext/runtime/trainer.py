@@ -11,6 +11,12 @@ says what one step's loss is::
     write_metrics(metrics, result.history, ...)
     trainer.clear_resume_state()
 
+This module is the loop; its parts live beside it: the options (:mod:`whatnext.runtime.train_options`),
+the data order and batching (:mod:`whatnext.runtime.batch_order`), the optimiser groups and schedule
+(:mod:`whatnext.runtime.optim_schedule`), the RNG state (:mod:`whatnext.runtime.rng_state`) and the
+resume state's file and fingerprint check (:mod:`whatnext.runtime.resume_state`). Their names are
+importable from here too.
+
 Determinism and exact resume:
 - the clip order of epoch ``e`` is a pure function of ``(seed, e)`` (:func:`epoch_order`);
   a run resumed mid-epoch skips exactly the batches already consumed;
@@ -18,7 +24,8 @@ Determinism and exact resume:
   (:class:`EpochSeededItems`), so it does not depend on workers or on resuming, and
   data loading never touches the global RNG;
 - the global RNGs (torch, NumPy, Python), which the step itself may use (masking,
-  dropout), are saved with the model, optimiser, scheduler, step and loss history.
+  dropout), are saved with the model, optimiser, scheduler, step and loss history
+  (:func:`~whatnext.runtime.rng_state.capture_rng_state`).
 A rerun with the same arguments therefore ends with bitwise-identical weights.
 
 Several ranks (started by :mod:`whatnext.runtime.launch`, see :mod:`whatnext.runtime.distributed`):
@@ -41,75 +48,41 @@ into exit code :data:`EXIT_INCOMPLETE` (75, EX_TEMPFAIL: "incomplete, rerun to r
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from whatnext.runtime.atomic import remove_temporaries, save_torch
+from whatnext.runtime.batch_order import EpochSeededItems, StepBatches, epoch_batches, epoch_order
 from whatnext.runtime.checkpoint import CheckpointError, load_weights_file
 from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_time
-from whatnext.runtime.distributed import (barrier, check_shardable, current_ranks, mean_over_ranks, rank_device,
-                                          rank_shard, stop_together)
+from whatnext.runtime.distributed import barrier, check_shardable, current_ranks, mean_over_ranks, rank_device, stop_together
 from whatnext.runtime.early_stopping import EarlyStopping
 from whatnext.runtime.metrics import EpochMeter
+from whatnext.runtime.optim_schedule import exempt_from_weight_decay, param_groups, warmup_cosine
 from whatnext.runtime.precision import Acceleration
+from whatnext.runtime.resume_state import STATE_FILE, STATE_FORMAT, ResumeStateError, check_state, jsonable
+from whatnext.runtime.rng_state import capture_rng_state, derive_seed, restore_rng_state
+from whatnext.runtime.train_options import TrainOptions
+
+# The trainer's interface, importable from here (the parts' modules are named in the docstring above).
+__all__ = [
+    "EXIT_INCOMPLETE", "STATE_FILE", "STOP_AFTER_STEPS_ENV", "EpochSeededItems", "ResumeStateError", "StepBatches",
+    "TrainOptions", "TrainResult", "Trainer", "TrainingIncomplete", "epoch_batches", "epoch_order",
+    "exempt_from_weight_decay", "param_groups", "to_device", "warmup_cosine",
+]
 
 log = logging.getLogger(__name__)
 
 EXIT_INCOMPLETE = 75  # EX_TEMPFAIL: state saved in --resume-dir, rerun the same command to resume
 STOP_AFTER_STEPS_ENV = "WHATNEXT_STOP_AFTER_STEPS"
-STATE_FILE = "trainer_state.pt"
-STATE_FORMAT = 1
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """Everything the shared training flags say (see :mod:`whatnext.runtime.cli_options`).
-
-    ``max_epochs`` bounds the run; with a stop score (see :class:`Trainer`), it may end after ``patience``
-    epochs without improvement, once ``min_epochs`` are done. ``lr`` is the peak learning rate, reached after ``warmup_epochs`` (fractions allowed);
-    times are in minutes; ``checkpoint_every`` counts optimiser steps; ``device`` is a torch
-    device name or ``"auto"`` (CUDA when available); ``precision`` and ``compile`` choose the
-    numeric precision and fast paths (:mod:`whatnext.runtime.precision`; not part of the result's
-    fingerprint, so a retry may resume on another kind of card).
-    """
-
-    seed: int = 0
-    max_epochs: int = 1
-    min_epochs: int = 1
-    patience: int | None = None
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 0.0
-    threads: int | None = None
-    workers: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    compile: bool = False
-    resume_dir: Path | None = None
-    checkpoint_every: int = 100
-    deadline: str | None = None
-    time_budget_min: float | None = None
-    safety_margin_min: float = 5.0
-    log: Path | None = None
-
-    RESULT_FIELDS = ("seed", "max_epochs", "min_epochs", "patience", "batch_size", "lr", "weight_decay", "warmup_epochs")
-
-    def result_fields(self) -> dict:
-        """The options that decide the trained weights (a resumed run must share them)."""
-        return {name: getattr(self, name) for name in self.RESULT_FIELDS}
 
 
 class TrainingIncomplete(Exception):
@@ -119,10 +92,6 @@ class TrainingIncomplete(Exception):
         self.step, self.total_steps, self.reason, self.state_path = step, total_steps, reason, state_path
         where = f"state saved to {state_path}" if state_path else "NO --resume-dir, progress is lost"
         super().__init__(f"stopped at step {step}/{total_steps} ({reason}); {where}")
-
-
-class ResumeStateError(ValueError):
-    """A resume state that cannot be read or belongs to another configuration."""
 
 
 @dataclass
@@ -144,128 +113,6 @@ def to_device(batch, device: torch.device):
     if isinstance(batch, dict):
         return {key: to_device(value, device) for key, value in batch.items()}
     return batch
-
-
-def derive_seed(seed: int, *parts: int) -> int:
-    """A 63-bit seed that is a pure function of ``(seed, *parts)`` (all non-negative ints)."""
-    words = np.random.SeedSequence([seed, *parts]).generate_state(2, np.uint32)
-    return (int(words[0]) << 31) ^ int(words[1])
-
-
-def epoch_order(num_items: int, seed: int, epoch: int) -> list[int]:
-    """The shuffled item order of ``epoch``: a permutation of range(num_items) fixed by (seed, epoch)."""
-    generator = torch.Generator().manual_seed(derive_seed(seed, epoch))
-    return torch.randperm(num_items, generator=generator).tolist()
-
-
-def epoch_batches(num_items: int, batch_size: int, seed: int, epoch: int, drop_last: bool) -> list[list[int]]:
-    """Item indices of each batch of ``epoch``, in order."""
-    order = epoch_order(num_items, seed, epoch)
-    batches = [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
-    if drop_last and batches and len(batches[-1]) < batch_size:
-        batches.pop()
-    return batches
-
-
-class EpochSeededItems(Dataset):
-    """Wraps a dataset so item ``(epoch, i)`` is ``dataset[i]`` drawn under torch seed (seed, epoch, i).
-
-    Random transforms inside ``dataset`` thus give the same result whatever the worker,
-    the batch position or a resume, and the caller's global RNG is left untouched.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int):
-        self.dataset = dataset
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]):
-        epoch, index = key
-        with torch.random.fork_rng(devices=[]):
-            # The CPU generator only: torch.manual_seed would also queue a CUDA reseed (with a stack
-            # trace, about 0.5 ms an item) that fork_rng(devices=[]) does not undo.
-            torch.default_generator.manual_seed(derive_seed(self.seed, epoch, index))
-            return self.dataset[index]
-
-
-class StepBatches:
-    """Batch sampler of a whole run from ``start_step`` on: each step's item keys ``(epoch, index)``, built
-    lazily epoch by epoch (one loader serves every epoch, so its workers persist and prefetch across
-    epoch ends). With several ranks, each yields its :func:`~whatnext.runtime.distributed.rank_shard`."""
-
-    def __init__(self, num_items: int, batch_size: int, seed: int, drop_last: bool, start_step: int,
-                 total_steps: int, steps_per_epoch: int, ranks):
-        self.args = (num_items, batch_size, seed, drop_last)
-        self.start_step, self.total_steps, self.steps_per_epoch, self.ranks = start_step, total_steps, steps_per_epoch, ranks
-
-    def __len__(self) -> int:
-        return self.total_steps - self.start_step
-
-    def __iter__(self):
-        num_items, batch_size, seed, drop_last = self.args
-        epoch, skip = divmod(self.start_step, self.steps_per_epoch)
-        step = self.start_step
-        while step < self.total_steps:
-            for batch in epoch_batches(num_items, batch_size, seed, epoch, drop_last)[skip:]:
-                yield [(epoch, i) for i in (rank_shard(batch, self.ranks) if self.ranks.distributed else batch)]
-                step += 1
-            epoch, skip = epoch + 1, 0
-
-
-NO_DECAY_NAMES = ("pos_embed", "cls_token", "mask_token")
-
-
-def exempt_from_weight_decay(name: str, param: torch.nn.Parameter) -> bool:
-    """True for biases, norm weights and other 1-D parameters, and position/class/mask tokens."""
-    return param.ndim <= 1 or name.split(".")[-1] in NO_DECAY_NAMES
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """AdamW groups: ``weight_decay`` for weight matrices/kernels, none where :func:`exempt_from_weight_decay`."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if exempt_from_weight_decay(name, param) else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
-    """LR factor at step s: linear (s+1)/(warmup+1) during warmup, then cosine from 1 to ``min_ratio``."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / (warmup_steps + 1)
-        span = max(1, total_steps - warmup_steps)
-        progress = min(1.0, (step - warmup_steps) / span)
-        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def _rng_state() -> dict:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "torch": torch.get_rng_state(),
-        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    npst = state["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-
-
-def _jsonable(obj) -> dict:
-    return json.loads(json.dumps(obj, default=str, sort_keys=True))
 
 
 class Trainer:
@@ -339,7 +186,7 @@ class Trainer:
         self.stopping = None if stop_score is None else EarlyStopping(stop_score, stop_monitor, options.patience, options.min_epochs)
         self.total_steps = options.max_epochs * self.steps_per_epoch
         self.warmup_steps = round(options.warmup_epochs * self.steps_per_epoch)
-        self.fingerprint = _jsonable(
+        self.fingerprint = jsonable(
             {"options": options.result_fields(), "num_items": n, "drop_last": drop_last, "min_lr_ratio": min_lr_ratio,
              "clip_grad_norm": clip_grad_norm, "betas": list(betas),
              "stop_monitor": None if stop_score is None else stop_monitor, "task": fingerprint or {}}
@@ -382,29 +229,21 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "history": self.history,
             "meter": self.meter.state_dict(),
-            "rng": _rng_state(),
+            "rng": capture_rng_state(),
             "scaler": self.accel.state_dict(),
             "stopping": None if self.stopping is None else self.stopping.state_dict(),
         }
 
     def load_state_dict(self, state: dict, source: str | Path = "resume state") -> None:
         """Restore :meth:`state_dict` output; refuses a state written under another fingerprint."""
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ResumeStateError(f"{source}: not a whatnext trainer state (format {STATE_FORMAT} expected)")
-        if state["fingerprint"] != self.fingerprint:
-            old, new = state["fingerprint"], self.fingerprint
-            keys = sorted(k for k in set(_flatten(old)) | set(_flatten(new)) if _flatten(old).get(k) != _flatten(new).get(k))
-            raise ResumeStateError(
-                f"{source}: resume state was written by a different configuration (differs in: {', '.join(keys)}); "
-                "delete it or use another --resume-dir"
-            )
+        check_state(state, self.fingerprint, source)
         self.model.load_state_dict(state["model"], strict=True)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = state["step"]
         self.history = list(state["history"])
         self.meter = EpochMeter.from_state(state["meter"])
-        _set_rng_state(state["rng"])
+        restore_rng_state(state["rng"])
         self.accel.load_state_dict(state.get("scaler"))
         if self.stopping is not None:
             self.stopping.load_state_dict(state["stopping"])
@@ -555,13 +394,4 @@ class Trainer:
         started = self.clock()
         self.save_state()
         watch.record_checkpoint(self.clock() - started)
-
-
-def _flatten(obj, prefix: str = "") -> dict:
-    if isinstance(obj, dict):
-        out = {}
-        for key, value in obj.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix.rstrip("."): obj}
 
