@@ -144,6 +144,17 @@ def cache_dir(wildcards, input):
     return os.path.dirname(os.path.dirname(input.caches[0]))
 
 
+def ensemble_params():
+    """Params every nested-CV ensemble stage shares (stacker, head_stacker, sidecar, calibration,
+    pseudo_label): --cache-dir, --data, --folds and --seed."""
+    return dict(
+        cache_dir=cache_dir,
+        data=data_dir,
+        folds=config["ensemble"]["folds"],
+        seed=config["seed"],
+    )
+
+
 def challenge_file(name):
     """Input function of the link rule: the challenge's file ``name`` (frames is the zip or the folder)."""
     return lambda wildcards: str(CHALLENGE_FILES[name])

@@ -41,11 +41,8 @@ rule stacker:
     conda:
         CONDA_ENV
     params:
+        **ensemble_params(),
         code=stage_fingerprint("whatnext.ensemble.stacker"),
-        cache_dir=cache_dir,
-        data=data_dir,
-        folds=config["ensemble"]["folds"],
-        seed=config["seed"],
     shell:
         "python -m whatnext.ensemble.stacker --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --test-probs {output.test_probs} --oof-probs {output.oof_probs} --baseline {input.baseline} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
@@ -65,11 +62,8 @@ rule sidecar:
     conda:
         CONDA_ENV
     params:
+        **ensemble_params(),
         code=stage_fingerprint("whatnext.ensemble.sidecar"),
-        cache_dir=cache_dir,
-        data=data_dir,
-        folds=config["ensemble"]["folds"],
-        seed=config["seed"],
     shell:
         "python -m whatnext.ensemble.sidecar --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --weights {output.weights} --test-probs {output.test_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
@@ -133,11 +127,8 @@ rule calibration:
     conda:
         CONDA_ENV
     params:
+        **ensemble_params(),
         code=stage_fingerprint("whatnext.ensemble.calibration"),
-        cache_dir=cache_dir,
-        data=data_dir,
-        folds=config["ensemble"]["folds"],
-        seed=config["seed"],
     shell:
         "python -m whatnext.ensemble.calibration --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --report {output.report} --table {output.table} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
@@ -156,11 +147,8 @@ rule head_stacker:
     conda:
         CONDA_ENV
     params:
+        **ensemble_params(),
         code=stage_fingerprint("whatnext.ensemble.head_stacker"),
-        cache_dir=cache_dir,
-        data=data_dir,
-        folds=config["ensemble"]["folds"],
-        seed=config["seed"],
         task=TASK,
     shell:
         "python -m whatnext.ensemble.head_stacker --task {params.task} --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.submission} --report {output.report} --test-probs {output.test_probs} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"

@@ -16,11 +16,8 @@ rule pseudo_label:
     conda:
         CONDA_ENV
     params:
+        **ensemble_params(),
         code=stage_fingerprint("whatnext.ensemble.pseudo_label"),
-        cache_dir=cache_dir,
-        data=data_dir,
-        folds=config["ensemble"]["folds"],
-        seed=config["seed"],
     shell:
         "python -m whatnext.ensemble.pseudo_label --cache-dir {params.cache_dir} --members {input.members} --data {params.data} --out {output.labels} --report {output.report} --folds {params.folds} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
