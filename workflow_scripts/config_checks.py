@@ -17,14 +17,20 @@ CHALLENGE_FILES = ("train.csv", "val.csv", "test.csv")
 FRAMES = ("frames.zip", "frames")
 
 
-def challenge_data_files(config: dict) -> dict[str, Path]:
-    """The challenge data files by name (``frames`` is the zip or the extracted folder); errors name the key."""
+def challenge_folder(config: dict) -> Path:
+    """``data.challenge.dir`` of a config whose data.source is challenge, an existing folder; errors name the key."""
     raw = config["data"].get("challenge", {}).get("dir")
     if not raw:
         raise ConfigError("data.challenge.dir: required when data.source is 'challenge'")
     folder = Path(raw)
     if not folder.is_dir():
         raise ConfigError(f"data.challenge.dir: folder {folder} does not exist")
+    return folder
+
+
+def challenge_data_files(config: dict) -> dict[str, Path]:
+    """The challenge data files by name (``frames`` is the zip or the extracted folder); errors name the key."""
+    folder = challenge_folder(config)
     files = {name: folder / name for name in CHALLENGE_FILES}
     frames = [folder / f for f in FRAMES if (folder / f).exists()]
     if not frames:
@@ -43,12 +49,7 @@ EPIC_MEDIA = ("rgb_frames", "videos")
 def epic_data_files(config: dict) -> dict[str, Path]:
     """Task epic, data.source challenge: the EPIC annotation files by name (train.csv: EPIC_100_train.csv, ...)
     and the media folders present (rgb_frames/, videos/; at least one); errors name the key."""
-    raw = config["data"].get("challenge", {}).get("dir")
-    if not raw:
-        raise ConfigError("data.challenge.dir: required when data.source is 'challenge'")
-    folder = Path(raw)
-    if not folder.is_dir():
-        raise ConfigError(f"data.challenge.dir: folder {folder} does not exist")
+    folder = challenge_folder(config)
     files = {name: folder / name for name in EPIC_FILES}
     for path in files.values():
         if not path.exists():
