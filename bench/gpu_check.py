@@ -59,6 +59,7 @@ from whatnext.data.zip_dataset import ClipDataset  # noqa: E402
 from whatnext.finetune import evaluation  # noqa: E402
 from whatnext.finetune.augment import STANDARD, train_augmenter  # noqa: E402
 from whatnext.finetune.driver import FinetuneObjective, classifier_config  # noqa: E402
+from whatnext.finetune.losses import TaskLoss  # noqa: E402
 from whatnext.finetune.optim import layer_decay_groups  # noqa: E402
 from whatnext.finetune.training_sets import open_training_set  # noqa: E402
 from whatnext.models import build_model  # noqa: E402
@@ -67,6 +68,7 @@ from whatnext.runtime.precision import Acceleration, resolve_precision  # noqa: 
 from whatnext.runtime.trainer import Trainer, TrainOptions  # noqa: E402
 from whatnext.ssl.cascade import encoder_config, open_generation  # noqa: E402
 from whatnext.ssl.methods import METHODS  # noqa: E402
+from whatnext.tasks import WHATNEXT  # noqa: E402
 from workflow_scripts.member_table import member_table, parse_member_id  # noqa: E402
 from workflow_scripts.time_limits import job_units  # noqa: E402
 
@@ -194,7 +196,7 @@ def training_trainer(case: Case, data: Path, s: Settings, precision: str, device
     torch.manual_seed(0)
     classifier = build_model(config)
     normaliser = ClipNormaliser.from_stats_file(data / "norm_stats.json")
-    objective = FinetuneObjective(classifier, (), 0.1, train_augmenter(s.img_size, STANDARD, normaliser))
+    objective = FinetuneObjective(classifier, (), TaskLoss(WHATNEXT, "ce", 0.1), train_augmenter(s.img_size, STANDARD, normaliser))
     train = options(len(dataset))
     layer_decay = 1.0 if scratch else 0.75
     return Trainer(objective, dataset, lambda model, batch: model.loss(batch), train, collate_fn=collate_clips,
