@@ -1,5 +1,6 @@
 """All Python of the graph: config validation, paths, the member table and the input functions."""
 
+import functools
 import os
 import re
 import shlex
@@ -303,9 +304,15 @@ def outcome_path(rule_name):
 
 def retry_plan(rule_name, wildcards, attempt):
     """What the earlier attempts of a job ran out of (time, memory), from their recorded outcomes."""
-    return retry_policy.retry_plan(
+    return _retry_plan_at(
         retry_policy.outcome_file(LOGS, rule_name, wildcards), attempt
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _retry_plan_at(outcome_file, attempt):
+    """One read of the outcome file (and of Slurm's records) per job and attempt: runtime and mem_mb share it."""
+    return retry_policy.retry_plan(outcome_file, attempt)
 
 
 def gpu_runtime(rule_name):
