@@ -37,6 +37,8 @@ def test_fit_train_writes_a_checkpoint_per_epoch_stop_scores_and_the_final_val_s
     assert stop["clips"] == len(stop["clip_ids"]) == len(stop["correct"]) == 9
     assert stop["top1"] == pytest.approx(sum(stop["correct"]) / 9)
     assert metrics["stop_best_score"] == pytest.approx(stop["loss"], rel=1e-5)  # the kept weights are the best epoch's
+    chance_clips = metrics["stop_chance_top1"] * 9  # the training majority's share of the stop split
+    assert 0 <= chance_clips < 9 and chance_clips == pytest.approx(round(chance_clips))
     ckpt = load_checkpoint(tmp_path / "m.pt", expected_kind="classifier")
     build_model(ckpt["model_config"]).load_state_dict(ckpt["state_dict"], strict=True)
 

@@ -25,13 +25,14 @@ class ScriptedScore:
         return {"stop_loss": self.losses[epoch], "stop_top1": 1.0 - self.losses[epoch]}
 
 
-def scripted_trainer(tmp_path, losses, monitor="loss", **overrides):
+def scripted_trainer(tmp_path, losses, monitor="loss", chance=None, **overrides):
     torch.manual_seed(0)
     options = TrainOptions(**({"seed": 3, "max_epochs": len(losses), "batch_size": 6, "lr": 0.05, "warmup_epochs": 1.0,
                                "resume_dir": tmp_path / "resume", "checkpoint_every": 3, "safety_margin_min": 0.0,
                                "patience": 2} | overrides))
     score = ScriptedScore(losses)
-    trainer = Trainer(DropoutRegressor(), NoisyPoints(), mse, options, stop_score=score, stop_monitor=monitor)
+    trainer = Trainer(DropoutRegressor(), NoisyPoints(), mse, options, stop_score=score, stop_monitor=monitor,
+                      stop_chance=chance)
     score.trainer = trainer
     return trainer, score
 
@@ -71,24 +72,52 @@ def test_accuracy_monitor_keeps_the_highest(tmp_path):
     assert same_weights(trainer.model.state_dict(), score.weights[1])
 
 
-def test_a_run_killed_between_best_and_stop_resumes_to_the_same_stop_and_weights(tmp_path, monkeypatch):
-    losses = [1.0, 0.4, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0]  # best after epoch 1; patience 3 stops after epoch 4
-    reference, ref_score = scripted_trainer(tmp_path / "ref", losses, patience=3, resume_dir=None)
+# stop_top1 = 1 - loss: with chance 0.4 the model first beats chance at epoch 5
+NOT_YET_LEARNING = [1.0, 0.95, 0.97, 0.99, 0.98, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_patience_counts_only_once_the_stop_split_beats_chance(tmp_path):
+    ungated, _ = scripted_trainer(tmp_path / "ungated", NOT_YET_LEARNING, patience=2, resume_dir=None)
+    assert len(ungated.fit().history) == 4  # a flat loss at chance read as a plateau: best epoch 1, stop after 3
+    trainer, score = scripted_trainer(tmp_path, NOT_YET_LEARNING, patience=2, chance=0.4)
+    result = trainer.fit()
+    # the first epoch above chance becomes the best although its loss (0.5) is not the lowest seen before it
+    assert [r["stop_best_epoch"] for r in result.history] == [0, 1, 1, 1, 1, 5, 5, 5]
+    assert result.stopping["stopped_early"] and result.stopping["stop_learned_epoch"] == 5
+    assert result.stopping["stop_chance_top1"] == 0.4
+    assert same_weights(trainer.model.state_dict(), score.weights[5])
+
+
+def test_a_run_that_never_beats_chance_runs_max_epochs_and_keeps_its_lowest_loss(tmp_path):
+    trainer, score = scripted_trainer(tmp_path, [1.0, 0.9, 0.95, 0.97, 0.99, 0.98], patience=1, chance=0.5)
+    result = trainer.fit()
+    assert len(result.history) == 6 and not result.stopping["stopped_early"]
+    assert result.stopping["stop_learned_epoch"] is None
+    assert same_weights(trainer.model.state_dict(), score.weights[1])
+
+
+@pytest.mark.parametrize("losses, chance, epochs", [
+    ([1.0, 0.4, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0], None, 5),  # best after epoch 1; patience 3 stops after epoch 4
+    (NOT_YET_LEARNING, 0.4, 9),  # learns at epoch 5; patience 3 stops after epoch 8
+])
+def test_a_run_killed_between_best_and_stop_resumes_to_the_same_stop_and_weights(tmp_path, monkeypatch, losses, chance,
+                                                                                 epochs):
+    reference, ref_score = scripted_trainer(tmp_path / "ref", losses, patience=3, resume_dir=None, chance=chance)
     ref_result = reference.fit()
-    assert len(ref_result.history) == 5
-    monkeypatch.setenv(STOP_AFTER_STEPS_ENV, "7")  # 20 steps: killed at 7 and 14 (epochs 1 and 3, mid-epoch)
+    assert len(ref_result.history) == epochs
+    monkeypatch.setenv(STOP_AFTER_STEPS_ENV, "7")  # killed every 7 steps, mid-epoch
     kills = []
     while True:
-        trainer, _ = scripted_trainer(tmp_path, losses, patience=3)
+        trainer, _ = scripted_trainer(tmp_path, losses, patience=3, chance=chance)
         trainer.resume_if_possible()
         try:
             result = trainer.fit()
             break
         except TrainingIncomplete as stop:
             kills.append(stop.step)
-    assert kills == [7, 14]
+    assert kills == list(range(7, epochs * STEPS_PER_EPOCH, 7))
     assert same_weights(trainer.model.state_dict(), reference.model.state_dict())
-    assert same_weights(trainer.model.state_dict(), ref_score.weights[1])
+    assert same_weights(trainer.model.state_dict(), ref_score.weights[ref_result.stopping["stop_best_epoch"]])
     untimed = lambda history: [{k: v for k, v in r.items() if k != "clips_per_s"} for r in history]  # noqa: E731
     assert untimed(result.history) == untimed(ref_result.history)
     assert result.stopping == ref_result.stopping

@@ -279,6 +279,12 @@ def held_out_scores(probs: np.ndarray, labels: np.ndarray, task: Task = WHATNEXT
     return {"stop_loss": float(nll.mean()), "stop_top1": float(right.mean())}
 
 
+def majority_share(train_labels: np.ndarray, held_labels: np.ndarray, task: Task) -> float:
+    """Top-1 (every head right) on ``held_labels`` of always predicting the training labels' majority per head."""
+    train, held = task.decode(np.asarray(train_labels)), task.decode(np.asarray(held_labels))
+    return float(np.logical_and.reduce([held[h] == np.bincount(train[h]).argmax() for h in task.head_names]).mean())
+
+
 def majority_scores(train_labels: np.ndarray, val_labels: np.ndarray, task: Task) -> dict:
     """Validation top-1 of always predicting the training majority: ``val_majority_top1`` (one head) or
     ``val_{head}_majority_top1`` per head."""
@@ -377,6 +383,7 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
         objective, dataset, lambda model, batch: model.loss(batch), train, fingerprint=fingerprint, collate_fn=collate_clips,
         groups=layer_decay_groups(objective, train.lr, train.weight_decay, ft.layer_decay, "classifier.encoder."),
         stop_score=stop_score if stop_clips is not None else None, stop_monitor=ft.stop_on, desc=track,
+        stop_chance=None if stop_clips is None else majority_share(everything.labels[train_idx], stop_clips.labels, task),
     )
     trainer.resume_if_possible()
     try:

@@ -4,7 +4,13 @@ The caller (a finetune track) scores the model after every epoch on a *stop spli
 training clips (never ``val``, which belongs to the stacker): ``score_fn(model) -> {"stop_loss": nats,
 "stop_top1": fraction, ...}``. :class:`EarlyStopping` watches one of those numbers (``monitor``; lower is
 better for a loss, higher for an accuracy), keeps a CPU copy of the best weights, and says when to stop:
-after ``patience`` epochs without a strict improvement, once ``min_epochs`` epochs are done. The trainer
+after ``patience`` epochs without a strict improvement, once ``min_epochs`` epochs are done. With a
+``chance`` level (the stop split's top-1 of always predicting the training majority), patience only starts
+once the model has beaten it: until then the run has not begun to learn, and a loss that is flat near
+ln(classes) for several epochs is not a plateau (on hard data a member's stop loss can sit there for 5-9
+epochs before it learns). The first epoch above chance resets the best, so the weights kept are chosen
+among epochs that learned; a run that never beats chance goes to ``max_epochs`` and keeps its lowest-loss
+weights. The trainer
 (:mod:`whatnext.runtime.trainer`) stops anyway at ``max_epochs`` and restores the best weights at the end:
 with patience p the last weights are p epochs past the best and, by construction, no better on the split.
 
@@ -32,10 +38,12 @@ class EarlyStopping:
         patience: stop after this many epochs without improvement (None: never early; the best weights
             are still kept and restored).
         min_epochs: no stop before this many epochs are done.
+        chance: top-1 (fraction) of the constant majority prediction on the stop split, or None (no gate):
+            patience counts only from the first epoch whose ``stop_top1`` exceeds it.
     """
 
     def __init__(self, score_fn: Callable[[torch.nn.Module], dict], monitor: str = "loss", patience: int | None = None,
-                 min_epochs: int = 1):
+                 min_epochs: int = 1, chance: float | None = None):
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {monitor!r}")
         if patience is not None and patience < 1:
@@ -44,6 +52,8 @@ class EarlyStopping:
         self.key, self.mode = MONITORS[monitor]
         self.patience = patience
         self.min_epochs = min_epochs
+        self.chance = chance
+        self.learned_epoch = None if chance is not None else -1  # first epoch above chance (-1: no gate)
         self.best_score = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = -1
         self.since_best = 0
@@ -61,13 +71,17 @@ class EarlyStopping:
         scores = {key: float(value) for key, value in self.score_fn(model).items()}
         if self.key not in scores:
             raise KeyError(f"score function returned {sorted(scores)}, without the monitored {self.key!r}")
-        if self.improves(scores[self.key]):
+        learns_now = self.learned_epoch is None and scores["stop_top1"] > self.chance
+        if learns_now:
+            self.learned_epoch = epoch
+        if learns_now or self.improves(scores[self.key]):
             self.best_score, self.best_epoch, self.since_best = scores[self.key], epoch, 0
             self.best_weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
         else:
             self.since_best += 1
         epochs_done = epoch + 1
-        self.stopped = self.patience is not None and epochs_done >= self.min_epochs and self.since_best >= self.patience
+        self.stopped = (self.patience is not None and self.learned_epoch is not None
+                        and epochs_done >= self.min_epochs and self.since_best >= self.patience)
         return scores | {"stop_best_epoch": self.best_epoch}
 
     def restore_best(self, model: torch.nn.Module) -> None:
@@ -78,15 +92,17 @@ class EarlyStopping:
     def summary(self) -> dict:
         """What the metrics JSON records about the stop: monitored key, best epoch and score, early or not."""
         return {"stop_monitor": self.key, "stop_best_epoch": self.best_epoch, "stop_best_score": self.best_score,
-                "stopped_early": self.stopped, "patience": self.patience, "min_epochs": self.min_epochs}
+                "stopped_early": self.stopped, "patience": self.patience, "min_epochs": self.min_epochs,
+                "stop_chance_top1": self.chance, "stop_learned_epoch": self.learned_epoch}
 
     def state_dict(self) -> dict:
         return {"key": self.key, "best_score": self.best_score, "best_epoch": self.best_epoch, "since_best": self.since_best,
-                "stopped": self.stopped, "best_weights": self.best_weights}
+                "stopped": self.stopped, "learned_epoch": self.learned_epoch, "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict) -> None:
         if state["key"] != self.key:
             raise ValueError(f"resume state monitors {state['key']!r}, this run {self.key!r}")
         self.best_score, self.best_epoch = float(state["best_score"]), int(state["best_epoch"])
         self.since_best, self.stopped = int(state["since_best"]), bool(state["stopped"])
+        self.learned_epoch = state["learned_epoch"]
         self.best_weights = state["best_weights"]

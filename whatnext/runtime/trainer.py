@@ -138,6 +138,8 @@ class Trainer:
             (:class:`~whatnext.runtime.early_stopping.EarlyStopping` with ``options.patience`` and
             ``options.min_epochs``) and the best weights are restored at the end. None: run ``max_epochs``.
         stop_monitor: ``"loss"`` or ``"top1"``, the stop score's number that decides.
+        stop_chance: the stop split's top-1 of the constant majority prediction: patience counts only once
+            ``stop_top1`` beats it (None: from the first epoch).
         clip_grad_norm: clip the global gradient norm to this value (None: no clipping).
         min_lr_ratio: the cosine schedule ends at ``lr * min_lr_ratio``.
         betas: AdamW betas (MAE pretraining uses (0.9, 0.95)).
@@ -158,6 +160,7 @@ class Trainer:
         on_epoch_end: Callable[[int, dict], dict | None] | None = None,
         stop_score: Callable[[torch.nn.Module], dict] | None = None,
         stop_monitor: str = "loss",
+        stop_chance: float | None = None,
         clip_grad_norm: float | None = None,
         min_lr_ratio: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.999),
@@ -183,7 +186,8 @@ class Trainer:
         self.steps_per_epoch = len(epoch_batches(n, options.batch_size, options.seed, 0, drop_last))
         if self.steps_per_epoch == 0:
             raise ValueError(f"{n} clips make no batch of {options.batch_size} (drop_last={drop_last})")
-        self.stopping = None if stop_score is None else EarlyStopping(stop_score, stop_monitor, options.patience, options.min_epochs)
+        self.stopping = None if stop_score is None else EarlyStopping(stop_score, stop_monitor, options.patience,
+                                                                      options.min_epochs, stop_chance)
         self.total_steps = options.max_epochs * self.steps_per_epoch
         self.warmup_steps = round(options.warmup_epochs * self.steps_per_epoch)
         self.fingerprint = jsonable(
