@@ -129,7 +129,8 @@ def finetune(arch: str, encoder_ckpt: Path, data: Path, seed: int, opts: dict, o
     from whatnext.runtime.trainer import TrainOptions
 
     ft = FinetuneOptions(data=data, head=ARCHS[arch][1], fit="train", out=out, metrics=out.with_suffix(".json"),
-                         layer_decay=opts["layer_decay"], drop_path=opts["drop_path"], stop_fraction=0.0)
+                         layer_decay=opts["layer_decay"], drop_path=opts["drop_path"], crop_min=opts["ft_crop_min"],
+                         jitter=opts["ft_jitter"], stop_fraction=0.0)
     train = TrainOptions(seed=seed, max_epochs=opts["ft_epochs"], min_epochs=opts["ft_epochs"], batch_size=32,
                          lr=opts["ft_lr"], weight_decay=0.05, warmup_epochs=0.5, threads=opts["threads"], device=opts["device"])
     summary = finetune_ssl_encoder(f"track_a_{arch}", arch, encoder_ckpt, ft, train)
@@ -232,8 +233,12 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--ssl-splits", default="train,val,test", show_default=True, help="Splits whose frames SSL uses.")
 @click.option("--ssl-setting", multiple=True, callback=_settings,
               help="A method setting KEY=VALUE (mask_ratio, target, motion_weight, norm_pix, masking, tats_*), repeatable.")
-@click.option("--ft-epochs", default=6, show_default=True, help="Finetune epochs (0: frozen probe only).")
+@click.option("--ft-epochs", default=15, show_default=True,
+              help="Finetune epochs (0: frozen probe only); the main job's members run 10-15.")
 @click.option("--ft-lr", default=1e-3, show_default=True)
+@click.option("--ft-crop-min", default=0.8, show_default=True,
+              help="Smallest crop (area fraction) of the finetune's augmentation: config.yaml's members' value.")
+@click.option("--ft-jitter", default=0.1, show_default=True, help="Colour jitter of the finetune: config.yaml's value.")
 @click.option("--layer-decay", default=0.75, show_default=True)
 @click.option("--drop-path", default=0.1, show_default=True)
 @click.option("--cascade-generations", default=0, show_default=True, help="Cascade generations (0: no cascade rows).")
@@ -242,13 +247,13 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--device", default="cpu", show_default=True, help="torch device of SSL and finetuning (cpu, cuda, auto).")
 @click.option("--report-only", is_flag=True, help="Table the rows already run in --out-dir; run nothing.")
 def main(out_dir, presets, size, scale, archs, seeds, budgets, ssl_lr, ssl_batch_size, ssl_warmup, ssl_splits,
-         ssl_setting, ft_epochs, ft_lr, layer_decay, drop_path, cascade_generations, cascade_epochs, threads, device,
-         report_only):
+         ssl_setting, ft_epochs, ft_lr, ft_crop_min, ft_jitter, layer_decay, drop_path, cascade_generations,
+         cascade_epochs, threads, device, report_only):
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(threads)
     opts = {"size": size, "ssl_lr": ssl_lr, "ssl_batch_size": ssl_batch_size, "ssl_warmup": ssl_warmup,
             "ssl_splits": tuple(ssl_splits.split(",")), "ssl_settings": ssl_setting, "ft_epochs": ft_epochs,
-            "ft_lr": ft_lr, "layer_decay": layer_decay, "drop_path": drop_path, "threads": threads, "device": device,
+            "ft_lr": ft_lr, "ft_crop_min": ft_crop_min, "ft_jitter": ft_jitter, "layer_decay": layer_decay, "drop_path": drop_path, "threads": threads, "device": device,
             "report_only": report_only}
     out_dir.mkdir(parents=True, exist_ok=True)
     started, cpu_started = time.perf_counter(), cpu_seconds()
