@@ -1,20 +1,24 @@
 """The generated EPIC-like data and the EPIC reader: layout, determinism, long tail, uniform sampling,
-multi-clip views, the MP4 path, and bad input named."""
+multi-clip views, the MP4 path (segments read the exact frames), and bad input named."""
 
 from __future__ import annotations
 
 import collections
 import csv
 import hashlib
+import shutil
 import subprocess
 import sys
+
+import click
 
 import numpy as np
 import pytest
 import torch
 
 from whatnext.data.epic_dataset import ClipViews, EpicSegments, segment_frame_indices
-from whatnext.data.epic_synth import COLUMNS, generate, mp4_encoder, plan_video
+from whatnext.data.epic_synth import COLUMNS, FPS, generate, plan_video
+from whatnext.data.mp4 import write_mp4
 from whatnext.data.tta import TTAViews
 from whatnext.data.zip_dataset import DataFormatError
 
@@ -106,16 +110,82 @@ def test_bad_input_exits_2_from_a_cli(epic_copy):
     assert run.returncode == 2 and "segment P01_101_0" in run.stderr and "outside video P01_101" in run.stderr
 
 
-@pytest.mark.skipif(mp4_encoder() is None, reason="TorchCodec finds no FFmpeg libraries here: no MP4 to write or read")
-def test_mp4_path_matches_the_frames(tmp_path, tiny_options):
-    generate(tmp_path / "mp4", **(tiny_options | {"mp4": 1}))
-    assert (tmp_path / "mp4/videos/P01/P01_101.MP4").is_file()
-    assert not (tmp_path / "mp4/rgb_frames/P01/P01_101").exists()
-    generate(tmp_path / "jpg", **tiny_options)
-    video = EpicSegments(tmp_path / "mp4", "train", num_frames=8)
-    jpeg = EpicSegments(tmp_path / "jpg", "train", num_frames=8)
-    assert video.videos["P01_101"].mp4 is not None
-    a, b = video.read_frames(2).float(), jpeg.read_frames(2).float()
-    assert a.shape == b.shape and (a - b).abs().mean() < 12  # H.264 vs JPEG of the same frames
-    with pytest.raises(DataFormatError, match="video P01_101 missing"):
-        EpicSegments(tmp_path / "mp4", "train", num_frames=8, reader="frames")
+def test_mp4_layout_and_determinism(epic_mp4_dir, tmp_path, tiny_options):
+    assert (epic_mp4_dir / "videos/P01/P01_101.MP4").is_file()
+    assert not (epic_mp4_dir / "rgb_frames/P01/P01_101").exists()
+    assert (epic_mp4_dir / "rgb_frames/P01/P01_102").is_dir()  # val and test stay frames
+    generate(tmp_path / "again", **(tiny_options | {"mp4": 1}))
+    assert digest(tmp_path / "again") == digest(epic_mp4_dir)
+
+
+def test_auto_reader_picks_the_mp4_where_no_frames_folder(epic_mp4_dir):
+    train = EpicSegments(epic_mp4_dir, "train", num_frames=8)
+    assert train.videos["P01_101"].mp4 is not None and train.videos["P01_101"].folder is None
+    val = EpicSegments(epic_mp4_dir, "val", num_frames=8)
+    assert val.videos["P01_102"].folder is not None
+    with pytest.raises(DataFormatError, match="video P01_101 missing: no .*rgb_frames/P01/P01_101$"):
+        EpicSegments(epic_mp4_dir, "train", num_frames=8, reader="frames")
+
+
+def test_mp4_frames_match_the_rendered_frames(epic_mp4_dir, epic_dir):
+    video = EpicSegments(epic_mp4_dir, "train", num_frames=8)
+    jpeg = EpicSegments(epic_dir, "train", num_frames=8)
+    for i in range(len(video)):
+        a, b = video.read_frames(i).float(), jpeg.read_frames(i).float()
+        assert a.shape == b.shape == (8, 3, 16, 16) and (a - b).abs().mean() < 12  # H.264 vs JPEG of the same frames
+
+
+QUADRANTS = ((0, 0), (0, 8), (8, 0), (8, 8))  # a frame number in base 8: one digit per 8x8 quadrant, grey 28 x digit + 16
+
+
+def index_video(path, frames: int) -> None:
+    """A 16 px MP4 of ``frames`` frames whose frame k (1-based) shows k (see QUADRANTS)."""
+    video = np.zeros((frames, 16, 16, 3), np.uint8)
+    for k in range(1, frames + 1):
+        for q, (y, x) in enumerate(QUADRANTS):
+            video[k - 1, y:y + 8, x:x + 8] = 28 * (k // 8 ** (3 - q) % 8) + 16
+    write_mp4(path, video, FPS, gop=FPS)
+
+
+def shown_frames(frames: torch.Tensor) -> list[int]:
+    """The frame numbers that frames uint8 [n, 3, 16, 16] show (quadrant centres read back, nearest level)."""
+    digits = [((frames[:, :, y + 2:y + 6, x + 2:x + 6].float().mean((1, 2, 3)) - 16) / 28).round().long()
+              for y, x in QUADRANTS]
+    return sum(d * 8 ** (3 - q) for q, d in enumerate(digits)).tolist()
+
+
+def test_segments_read_the_exact_mp4_frames(epic_mp4_dir, tmp_path):
+    """The generated MP4 swapped for one whose frames show their number: every clip of every segment."""
+    shutil.copytree(epic_mp4_dir, tmp_path / "epic")
+    info = rows(tmp_path / "epic/video_info.csv")
+    frames = {r["video_id"]: round(float(r["duration"]) * float(r["fps"])) for r in info}
+    index_video(tmp_path / "epic/videos/P01/P01_101.MP4", frames["P01_101"])
+    train = EpicSegments(tmp_path / "epic", "train", num_frames=8, clips=3)
+    for i, (_, start, stop) in enumerate(train.segments):
+        for clip in range(3):
+            assert shown_frames(train.read_frames(i, clip)) == segment_frame_indices(start, stop, 8, clip, 3)
+    assert shown_frames(train.videos["P01_101"].read([frames["P01_101"], 1])) == [frames["P01_101"], 1]
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: (d / "videos/P01/P01_101.MP4").unlink(),
+     r"train.csv: segment P01_101_0: video P01_101 missing: no .*rgb_frames/P01/P01_101 nor .*videos/P01/P01_101.MP4"),
+    (lambda d: replace_in(d / "train.csv", "P01_101_0,P01,P01_101,", "P01_101_0,P01,P01_101,9000"),
+     r"train.csv: segment P01_101_0: frames 9000\d+..\d+ outside video P01_101"),
+    (lambda d: (d / "videos/P01/P01_101.MP4").write_bytes(b"not a video"),
+     r"videos/P01/P01_101.MP4: cannot open the video"),
+    (lambda d: index_video(d / "videos/P01/P01_101.MP4", 12),  # shorter than video_info.csv says
+     r"videos/P01/P01_101.MP4: cannot decode frames \d+..\d+ \(1-based; frame indices \[.*\] outside 0..11\)"),
+])
+def test_bad_mp4_named(epic_mp4_dir, tmp_path, edit, message):
+    shutil.copytree(epic_mp4_dir, tmp_path / "epic")
+    edit(tmp_path / "epic")
+    with pytest.raises(DataFormatError, match=message):
+        train = EpicSegments(tmp_path / "epic", "train", num_frames=4)  # checks the segments against video_info.csv
+        train.read_frames(len(train) - 1)  # opens and decodes the MP4
+
+
+def test_odd_frame_size_refused_for_mp4(tmp_path, tiny_options):
+    with pytest.raises(click.BadParameter, match="--size must be even for MP4 videos"):
+        generate(tmp_path / "odd", **(tiny_options | {"size": 17, "mp4": 1}))
+    generate(tmp_path / "odd", **(tiny_options | {"size": 17, "mp4": 0}))  # frames only: any size

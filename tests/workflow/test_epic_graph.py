@@ -89,6 +89,8 @@ def test_epic_smoke_graph_runs_end_to_end(tmp_path):
     result = snakemake(tmp_path, REPO / "configs" / "epic_smoke.yaml", "--profile", str(REPO / "profiles" / "local"), timeout=900)
     assert result.returncode == 0, result.stderr[-5000:]
     out = tmp_path / "results" / "epic_smoke"
+    assert (out / "data/videos/P01/P01_101.MP4").is_file()  # data.epic_synth.mp4: 1, a train video, read as MP4
+    assert not (out / "data/rgb_frames/P01/P01_101").exists() and (out / "data/rgb_frames/P01/P01_102").is_dir()
     test_ids = [line.split(",")[0] for line in (out / "data" / "test.csv").read_text().splitlines()[1:]]
     submission = torch.load(out / "submission.pt", weights_only=True)
     assert [entry["narration_id"] for entry in submission] == test_ids and len(test_ids) == 16

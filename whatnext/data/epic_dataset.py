@@ -5,9 +5,9 @@ A data dir holds ``train.csv``, ``val.csv`` (EPIC_100_train / EPIC_100_validatio
 ignored), ``test.csv`` (the same without the classes), ``video_info.csv`` (``video_id, duration, fps``),
 ``verb_classes.csv`` / ``noun_classes.csv`` (``id, key``) and the videos, each either as extracted frames
 ``rgb_frames/P01/P01_101/frame_0000000001.jpg`` (1-based, as ``start_frame`` counts) or as
-``videos/P01/P01_101.MP4`` decoded with TorchCodec, seeking to the frames a clip needs (the brief's
-extracted frames take ~200 GB; the videos do not). ``reader``: ``frames``, ``video`` or ``auto`` (frames
-where the folder exists, else the MP4).
+``videos/P01/P01_101.MP4`` decoded by seeking to the frames a clip needs (:mod:`whatnext.data.mp4`:
+TorchCodec where it finds FFmpeg libraries, else PyAV; the brief's extracted frames take ~200 GB, the videos
+do not). ``reader``: ``frames``, ``video`` or ``auto`` (frames where the folder exists, else the MP4).
 
 A segment gives T uniformly spaced frames: the segment ``[start, stop]`` is cut into T equal bins and each
 clip takes one frame per bin, clip c of C at fraction (c + 0.5) / C of every bin (one clip: the bins'
@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from whatnext.data.mp4 import open_mp4
 from whatnext.data.zip_dataset import DataFormatError, decode_jpeg
 from whatnext.tasks import EPIC_CLASS_FILES, Task, TaskError, load_task
 
@@ -71,11 +72,12 @@ def segment_frame_indices(start: int, stop: int, num_frames: int, clip: int = 0,
 
 
 class VideoFrames:
-    """Frames of one video by 1-based index: from ``rgb_frames/<P>/<video>/`` or by seeking in the MP4."""
+    """Frames of one video by 1-based index: from ``rgb_frames/<P>/<video>/`` or by seeking in the MP4
+    (:mod:`whatnext.data.mp4`: TorchCodec, else PyAV; the MP4 is opened once per process)."""
 
     def __init__(self, folder: Path | None, mp4: Path | None):
         self.folder, self.mp4 = folder, mp4
-        self._decoder = None
+        self._video = None
         self._pid = None
 
     def read(self, indices: list[int]) -> torch.Tensor:
@@ -89,17 +91,19 @@ class VideoFrames:
                 except (OSError, RuntimeError) as err:
                     raise DataFormatError(f"{path}: cannot read frame ({err})") from None
             return torch.stack(frames)
-        if self._decoder is None or self._pid != os.getpid():  # one decoder per process (DataLoader workers)
+        if self._video is None or self._pid != os.getpid():  # a forked DataLoader worker opens its own
             try:
-                from torchcodec.decoders import VideoDecoder
-
-                self._decoder, self._pid = VideoDecoder(str(self.mp4), seek_mode="exact"), os.getpid()
+                self._video, self._pid = open_mp4(self.mp4), os.getpid()
             except (ImportError, OSError, RuntimeError, ValueError) as err:
                 raise DataFormatError(f"{self.mp4}: cannot open the video ({str(err).splitlines()[0]})") from None
         try:
-            return self._decoder.get_frames_at([k - 1 for k in indices]).data
+            return self._video.read([k - 1 for k in indices])
         except (IndexError, RuntimeError, ValueError) as err:
-            raise DataFormatError(f"{self.mp4}: cannot decode frames {indices[0]}..{indices[-1]} ({err})") from None
+            raise DataFormatError(f"{self.mp4}: cannot decode frames {indices[0]}..{indices[-1]} "
+                                  f"(1-based; {err})") from None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_video": None, "_pid": None}
 
 
 class EpicSegments(Dataset):

@@ -1,11 +1,12 @@
 """``python -m whatnext.data.epic_synth``: a generated EPIC-KITCHENS-like dataset, for the CPU and CI.
 
-Deterministic for its options (byte-identical JPEGs and CSVs for a given set). Writes into ``--out``:
+Deterministic for its options: byte-identical JPEGs and CSVs, and MP4s byte-identical for a given codec
+backend and FFmpeg build (one encoder thread). Writes into ``--out``:
 
 - ``rgb_frames/P01/P01_101/frame_0000000001.jpg``: the extracted frames of each video (EPIC's layout,
-  1-based frame numbers); ``--mp4`` videos per participant are written instead as ``videos/P01/P01_101.MP4``
-  (H.264 through TorchCodec's encoder; where TorchCodec finds no FFmpeg libraries, those videos are written
-  as frames too and the log says so);
+  1-based frame numbers); the first ``--mp4`` videos of each participant are written instead as
+  ``videos/P01/P01_101.MP4`` (:func:`whatnext.data.mp4.write_mp4`: H.264 yuv420p, a keyframe every second,
+  through TorchCodec where it finds FFmpeg libraries, else PyAV; ``--size`` must then be even);
 - ``train.csv``, ``val.csv`` (``narration_id, participant_id, video_id, start_frame, stop_frame, verb_class,
   noun_class``; EPIC_100_train / EPIC_100_validation's columns), ``test.csv`` (the same without the classes)
   and ``synth_test_labels.csv`` (the test truth, for checks only);
@@ -30,8 +31,8 @@ from pathlib import Path
 
 import click
 import numpy as np
-import torch
 
+from whatnext.data.mp4 import backend, write_mp4
 from whatnext.data.synth import _jpeg
 from whatnext.runtime.atomic import atomic_path
 from whatnext.runtime.logging_setup import cli_logging
@@ -134,18 +135,6 @@ def write_csv(path: Path, header: list[str], rows: list) -> None:
         writer.writerows(rows)
 
 
-def mp4_encoder():
-    """TorchCodec's VideoEncoder, or None where it finds no FFmpeg libraries."""
-    try:
-        from torchcodec.encoders import VideoEncoder
-
-        VideoEncoder(torch.zeros(2, 3, 16, 16, dtype=torch.uint8), frame_rate=FPS).to_tensor("mp4")  # loads FFmpeg
-        return VideoEncoder
-    except (ImportError, OSError, RuntimeError, ValueError) as err:
-        log.warning("no MP4 encoder (TorchCodec without FFmpeg: %s): MP4 videos are written as frames", str(err).splitlines()[0])
-        return None
-
-
 def write_frames(folder: Path, frames: np.ndarray) -> None:
     """The video's JPEGs, written into a ``.partial`` folder renamed onto ``folder`` when complete."""
     partial = folder.with_name(folder.name + ".partial")
@@ -157,20 +146,15 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
     partial.rename(folder)
 
 
-def write_mp4(path: Path, frames: np.ndarray, encoder) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        encoder(torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(), frame_rate=FPS).to_file(str(tmp) + ".mp4")
-        Path(str(tmp) + ".mp4").rename(tmp)
-
-
 def generate(out: Path, participants: int = 2, videos: int = 3, segments: int = 30, verbs: int = 97, nouns: int = 300,
              size: int = 32, mp4: int = 1, seed: int = 0) -> dict:
-    """Write the dataset into ``out``; returns counts {split: segments} and the MP4s written."""
+    """Write the dataset into ``out``; returns counts {split: segments}, the MP4s written and their backend."""
     if videos < 3:
         raise click.BadParameter(f"--videos must be at least 3 (train, val, test), got {videos}")
+    if mp4 and size % 2:
+        raise click.BadParameter(f"--size must be even for MP4 videos (yuv420p), got {size} with --mp4 {mp4}")
+    codec = backend() if mp4 else None  # fails before writing anything where no MP4 codec is installed
     out.mkdir(parents=True, exist_ok=True)
-    encoder = mp4_encoder() if mp4 else None
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     info, mp4_written = [], []
     for p in range(1, participants + 1):
@@ -181,8 +165,8 @@ def generate(out: Path, participants: int = 2, videos: int = 3, segments: int = 
             rows, total = plan_video(rng, segments, verbs, nouns)
             frames = render_video(rng, rows, total, size, verbs, nouns)
             split = "test" if v == videos - 1 else "val" if v == videos - 2 else "train"
-            if v < mp4 and encoder is not None:
-                write_mp4(out / "videos" / pid / f"{vid}.MP4", frames, encoder)
+            if v < mp4:
+                write_mp4(out / "videos" / pid / f"{vid}.MP4", frames, FPS, gop=FPS, backend_name=codec)
                 mp4_written.append(vid)
             else:
                 write_frames(out / "rgb_frames" / pid / vid, frames)
@@ -196,7 +180,7 @@ def generate(out: Path, participants: int = 2, videos: int = 3, segments: int = 
     for file, n, names, prefix in (("verb_classes.csv", verbs, VERB_NAMES, "verb"), ("noun_classes.csv", nouns, NOUN_NAMES, "noun")):
         write_csv(out / file, ["id", "key"], [(i, names[i] if i < len(names) else f"{prefix}-{i}") for i in range(n)])
     counts = {split: len(rows) for split, rows in splits.items()}
-    return {"segments": counts, "mp4": mp4_written}
+    return {"segments": counts, "mp4": mp4_written, "mp4_backend": codec if mp4_written else None}
 
 
 @click.command()
@@ -207,13 +191,15 @@ def generate(out: Path, participants: int = 2, videos: int = 3, segments: int = 
 @click.option("--verbs", default=97, show_default=True, type=click.IntRange(2), help="Verb classes (EPIC: 97).")
 @click.option("--nouns", default=300, show_default=True, type=click.IntRange(2), help="Noun classes (EPIC: 300).")
 @click.option("--size", default=32, show_default=True, type=click.IntRange(16), help="Frame side in pixels.")
-@click.option("--mp4", default=1, show_default=True, type=click.IntRange(0), help="Videos per participant written as MP4 only.")
+@click.option("--mp4", default=1, show_default=True, type=click.IntRange(0),
+              help="Videos per participant written as MP4 only (the first ones; --size even).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 def main(out, **options):
     """Generate the EPIC-like dataset (deterministic for its options)."""
     with cli_logging():
         result = generate(out, **options)
-        log.info("wrote %s: segments %s, MP4 videos %s", out, result["segments"], result["mp4"] or "none")
+        log.info("wrote %s: segments %s, MP4 videos %s (%s)", out, result["segments"], result["mp4"] or "none",
+                 result["mp4_backend"] or "no encoder used")
 
 
 if __name__ == "__main__":
