@@ -8,6 +8,8 @@ ignored), ``test.csv`` (the same without the classes), ``video_info.csv`` (``vid
 ``videos/P01/P01_101.MP4`` decoded by seeking to the frames a clip needs (:mod:`whatnext.data.mp4`:
 TorchCodec where it finds FFmpeg libraries, else PyAV; the brief's extracted frames take ~200 GB, the videos
 do not). ``reader``: ``frames``, ``video`` or ``auto`` (frames where the folder exists, else the MP4).
+``open_videos``: how many MP4 readers each process keeps open for the split (the least recently read closed
+first, :mod:`whatnext.data.open_videos`; default 8).
 
 A segment gives T uniformly spaced frames: the segment ``[start, stop]`` is cut into T equal bins and each
 clip takes one frame per bin, clip c of C at fraction (c + 0.5) / C of every bin (one clip: the bins'
@@ -23,14 +25,13 @@ video with neither frames nor an MP4, a segment outside its video.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from whatnext.data.mp4 import open_mp4
+from whatnext.data.open_videos import OPEN_VIDEOS, OpenVideos
 from whatnext.data.zip_dataset import DataFormatError, decode_jpeg
 from whatnext.tasks import EPIC_CLASS_FILES, Task, TaskError, load_task
 
@@ -73,12 +74,12 @@ def segment_frame_indices(start: int, stop: int, num_frames: int, clip: int = 0,
 
 class VideoFrames:
     """Frames of one video by 1-based index: from ``rgb_frames/<P>/<video>/`` or by seeking in the MP4
-    (:mod:`whatnext.data.mp4`: TorchCodec, else PyAV; the MP4 is opened once per process)."""
+    (:mod:`whatnext.data.mp4`: TorchCodec, else PyAV) through a reader that ``open_videos`` holds open (the
+    dataset's pool, shared by its videos; a pool of its own where none is given)."""
 
-    def __init__(self, folder: Path | None, mp4: Path | None):
+    def __init__(self, folder: Path | None, mp4: Path | None, open_videos: OpenVideos | None = None):
         self.folder, self.mp4 = folder, mp4
-        self._video = None
-        self._pid = None
+        self.open_videos = open_videos if open_videos is not None else OpenVideos()
 
     def read(self, indices: list[int]) -> torch.Tensor:
         """uint8 [len(indices), C, H, W]."""
@@ -91,19 +92,15 @@ class VideoFrames:
                 except (OSError, RuntimeError) as err:
                     raise DataFormatError(f"{path}: cannot read frame ({err})") from None
             return torch.stack(frames)
-        if self._video is None or self._pid != os.getpid():  # a forked DataLoader worker opens its own
-            try:
-                self._video, self._pid = open_mp4(self.mp4), os.getpid()
-            except (ImportError, OSError, RuntimeError, ValueError) as err:
-                raise DataFormatError(f"{self.mp4}: cannot open the video ({str(err).splitlines()[0]})") from None
         try:
-            return self._video.read([k - 1 for k in indices])
+            video = self.open_videos.get(self.mp4)
+        except (ImportError, OSError, RuntimeError, ValueError) as err:
+            raise DataFormatError(f"{self.mp4}: cannot open the video ({str(err).splitlines()[0]})") from None
+        try:
+            return video.read([k - 1 for k in indices])
         except (IndexError, RuntimeError, ValueError) as err:
             raise DataFormatError(f"{self.mp4}: cannot decode frames {indices[0]}..{indices[-1]} "
                                   f"(1-based; {err})") from None
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_video": None, "_pid": None}
 
 
 class EpicSegments(Dataset):
@@ -112,7 +109,8 @@ class EpicSegments(Dataset):
     ``clip_ids``: narration ids; ``verbs`` / ``nouns``: int64 [n] (-1 for test)."""
 
     def __init__(self, data_dir: str | Path, split: str, num_frames: int, clips: int = 1, transform=None,
-                 reader: str = "auto", task: Task | None = None, read_labels: bool = True):
+                 reader: str = "auto", task: Task | None = None, read_labels: bool = True,
+                 open_videos: int = OPEN_VIDEOS):
         if split not in SPLIT_FILES:
             raise ValueError(f"split must be one of {sorted(SPLIT_FILES)}, got {split!r}")
         if reader not in READERS:
@@ -127,6 +125,7 @@ class EpicSegments(Dataset):
         labelled = split != "test" and read_labels
         rows = read_rows(self.csv_path, SEGMENT_COLUMNS + (CLASS_COLUMNS if labelled else ()))
         lengths = video_frame_counts(self.data_dir)
+        self.open_videos = OpenVideos(open_videos)  # the MP4 readers, shared by the videos
         self.videos: dict[str, VideoFrames] = {}
         self.clip_ids, self.segments, verbs, nouns = [], [], [], []
         seen = set()
@@ -165,7 +164,7 @@ class EpicSegments(Dataset):
         if reader != "video" and folder.is_dir():
             return VideoFrames(folder, None)
         if reader != "frames" and mp4.is_file():
-            return VideoFrames(None, mp4)
+            return VideoFrames(None, mp4, self.open_videos)
         looked = {"frames": [folder], "video": [mp4], "auto": [folder, mp4]}[reader]
         raise DataFormatError(f"{where}: video {vid} missing: no {' nor '.join(str(p) for p in looked)}")
 

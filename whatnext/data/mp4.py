@@ -135,6 +135,10 @@ class TorchCodecFrames:
         check_indices(indices, len(self))
         return self._decoder.get_frames_at(list(indices)).data
 
+    def close(self) -> None:
+        """Free the decoder and its file handle (TorchCodec closes them when the decoder is freed)."""
+        self._decoder = None
+
 
 class PyAVFrames:
     """An MP4's frames by 0-based index through PyAV: the packets' timestamps, scanned once when opened, number
@@ -157,6 +161,11 @@ class PyAVFrames:
         self._keyframes = sorted({0} | {i for i, (_, key) in enumerate(packets) if key})  # 0: a seek to the start
         self._frames = None  # the decode iterator after the last seek
         self._at = -1  # index of the frame it decoded last
+
+    def close(self) -> None:
+        """Free the decoder and close the file."""
+        self._frames = None
+        self._container.close()
 
     def __len__(self) -> int:
         return len(self._pts)
