@@ -74,7 +74,8 @@ def time_training(encoder: str, head: str, aux: tuple[str, ...], img_size: int, 
         with accel.autocast():
             loss = objective.loss(batch)
         optimizer.zero_grad(set_to_none=True)
-        accel.backward_step(loss, optimizer, objective.parameters())
+        accel.backward(loss)
+        accel.step(optimizer, objective.parameters())
 
     pairs = [(timed(train_step), timed(accel_step)) for _ in range(steps + 1)][1:]
     train, trainer = [p[0] for p in pairs], [p[1] for p in pairs]

@@ -106,6 +106,22 @@ def test_interrupted_run_exits_75_and_resumes_to_the_uninterrupted_weights(micro
     assert not (tmp_path / "resume").exists()
 
 
+def test_a_micro_batched_run_with_both_aux_losses_resumes_to_its_uninterrupted_weights(micro_data_dir, mae2d_encoder_ckpt, tmp_path):
+    """--micro-batch 12 of 32 (passes of 12, 12, 8 clips, their clip ids and frame sizes cut alike), as the
+    retry after a CUDA out-of-memory error runs it: interrupted and resumed, the weights of one run."""
+    def args(name, extra=()):
+        return ["--data", micro_data_dir, "--encoder-ckpt", mae2d_encoder_ckpt, "--head", "perceiver", "--fit", "train",
+                "--aux", "pair_direction", "--aux", "consistency", "--out", tmp_path / f"{name}.pt",
+                "--metrics", tmp_path / f"{name}.json", *FAST, "--micro-batch", "12", *extra]
+
+    resume = ["--resume-dir", tmp_path / "resume", "--checkpoint-every", "1"]
+    assert run(track_a_mae2d, args("whole")).exit_code == 0
+    assert run(track_a_mae2d, args("cut", resume), env={STOP_AFTER_STEPS_ENV: "2"}).exit_code == EXIT_INCOMPLETE
+    assert run(track_a_mae2d, args("cut", resume)).exit_code == 0
+    whole, cut = (load_checkpoint(tmp_path / f"{n}.pt")["state_dict"] for n in ("whole", "cut"))
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+
+
 def test_exhausted_time_budget_exits_75_with_state_saved_and_no_outputs(micro_data_dir, tmp_path):
     extra = ["--time-budget-min", "0", "--safety-margin-min", "0", "--resume-dir", tmp_path / "resume"]
     result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=extra))

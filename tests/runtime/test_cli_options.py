@@ -91,3 +91,31 @@ def test_outcome_file_records_each_run_and_why_it_ended(tmp_path, monkeypatch):
     assert [(r["outcome"], r["detail"]) for r in runs] == [("incomplete", "signal 15"), ("memory_error", "MemoryError"),
                                                           ("completed", "")]
     assert all(r["slurm_job_id"] == "4242" and r["ended"] >= r["started"] for r in runs)
+
+
+def test_micro_batch_flag_defaults_to_0_the_whole_batch():
+    seen = []
+    for args in ([], ["--micro-batch", "4"]):
+        assert CliRunner().invoke(make_command(lambda name, train: seen.append(train.micro_batch)), args).exit_code == 0
+    assert seen == [0, 4]
+    assert CliRunner().invoke(make_command(lambda n, t: None), ["--micro-batch", "-1"]).exit_code == 2
+
+
+def test_a_cuda_out_of_memory_error_is_recorded_with_its_micro_batch_and_exits_non_zero(tmp_path):
+    """The retry policy reads ``cuda_oom`` and ``micro_batch`` from the record (workflow_scripts/retry_policy.py)."""
+    import json
+
+    import torch
+
+    from whatnext.runtime.trainer import CudaOutOfMemory
+
+    outcome = tmp_path / "job.json"
+
+    def out_of_cuda_memory(name, train):
+        raise CudaOutOfMemory(12, train.micro_batch, torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+
+    result = CliRunner().invoke(make_command(out_of_cuda_memory), ["--micro-batch", "16", "--outcome", str(outcome)])
+    run = json.loads(outcome.read_text())["runs"][-1]
+    assert result.exit_code == 1 and isinstance(result.exception, CudaOutOfMemory)
+    assert (run["outcome"], run["micro_batch"]) == ("cuda_oom", 16)
+    assert run["detail"].startswith("CUDA out of memory at step 12, micro-batch 16 clips")

@@ -229,3 +229,9 @@ def test_tats_is_refused_with_several_ranks(monkeypatch):
     with pytest.raises(ValueError, match="masking tats trains its sampler in one process"):
         _model()
     assert _model(masking="random").tats is None  # random masking is unaffected
+
+
+def test_tats_refuses_micro_batches_it_would_count_as_steps(tiny_data_dir, tmp_path):
+    """TATS counts its warm-up and recorded episodes in forward passes: a split batch would miscount them."""
+    refused, out, _ = _run(tiny_data_dir, tmp_path, "micro", ["--micro-batch", "8"])
+    assert refused.exit_code == 2 and "--micro-batch 8: TATS counts its warm-up" in refused.output and not out.exists()

@@ -365,9 +365,9 @@ def run_finetune(track: str, model_config: dict, ft: FinetuneOptions, train: Tra
     counts = {str(split): int(n) for split, n in zip(*np.unique(sources, return_counts=True))}
     log.info("%s: %s on %s clips %s, stop split %d clips", track, model_config, len(dataset), counts, len(stop_idx))
 
-    def predict(clips) -> np.ndarray:
-        return predict_probs(classifier, clips, views, normaliser, batch_size=train.batch_size, workers=train.workers,
-                             accel=trainer.accel, task=task)[1]
+    def predict(clips) -> np.ndarray:  # in micro-batches when they are set: what fits in training fits here
+        return predict_probs(classifier, clips, views, normaliser, batch_size=train.micro_batch or train.batch_size,
+                             workers=train.workers, accel=trainer.accel, task=task)[1]
 
     def stop_score(model) -> dict:
         return held_out_scores(predict(stop_clips), stop_clips.labels, task)

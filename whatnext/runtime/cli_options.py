@@ -68,6 +68,10 @@ def _option_specs(defaults: dict) -> list:
         click.option("--patience", type=positive, default=d["patience"],
                      help="Stop after this many epochs without a better stop score (finetuning: the stop split carved from the training clips) [default: none, run --max-epochs; the best weights are kept either way]."),
         click.option("--batch-size", type=positive, default=d["batch_size"], show_default=True, help="Clips per optimiser step."),
+        click.option("--micro-batch", type=click.IntRange(min=0), default=d["micro_batch"], show_default=True,
+                     help="Most clips per forward/backward pass on each process: a step accumulates the gradients of ceil(batch/micro) "
+                          "passes, each loss scaled by its share, so the step is the batch's (0: the whole batch at once). "
+                          "The workflow halves it on the retry after a CUDA out-of-memory error."),
         click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=d["lr"], show_default=True, help="Peak learning rate (AdamW), reached after the warmup."),
         click.option("--weight-decay", type=non_negative, default=d["weight_decay"], show_default=True, help="AdamW weight decay (not on biases, norms, tokens)."),
         click.option("--warmup-epochs", type=non_negative, default=d["warmup_epochs"], show_default=True, help="Linear warmup length in epochs (fractions allowed); cosine decay after it."),

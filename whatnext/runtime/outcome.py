@@ -11,7 +11,9 @@ and at its end it sets ``ended``, ``outcome``, ``detail`` and, where ``nvidia-sm
     ``completed``     exit 0
     ``incomplete``    exit 75: stopped before a deadline, the job's time limit or on a stop signal, state
                       saved (detail: the trainer's reason); a retry with more time resumes it
-    ``cuda_oom``      torch's CUDA out-of-memory error
+    ``cuda_oom``      torch's CUDA out-of-memory error; when the trainer raised it
+                      (:class:`whatnext.runtime.trainer.CudaOutOfMemory`), the record also has
+                      ``micro_batch``, the clips per forward pass it ran at, which the retry halves
     ``memory_error``  MemoryError (host memory)
     ``failed``        any other end (detail: the exit code or the exception type)
 
@@ -96,6 +98,9 @@ class RunRecord:
         outcome, detail = classify(error)
         self.entry.update(outcome=outcome, detail=self.detail if self.detail and outcome == "incomplete" else detail,
                           ended=self.clock())
+        micro_batch = getattr(error, "micro_batch", None)
+        if outcome == "cuda_oom" and isinstance(micro_batch, int):
+            self.entry["micro_batch"] = micro_batch
         if self.sampler is not None:
             self.sampler.stop()
             if self.sampler.summary() is not None:

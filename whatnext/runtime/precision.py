@@ -139,15 +139,18 @@ class Acceleration:
             kwargs |= {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR}
         return kwargs
 
-    def backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, parameters,
-                      clip_grad_norm: float | None = None) -> None:
-        """Backward pass, optional gradient-norm clipping and the optimiser step, through the scaler.
-
-        Without fp16 the scaler is disabled and this is exactly ``loss.backward()``, clipping and
-        ``optimizer.step()``; with fp16 the gradients are unscaled before clipping, and a step whose
-        gradients overflowed is skipped (the scale then halves).
-        """
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward pass of one (micro-)batch's loss through the scaler: exactly ``loss.backward()`` without
+        fp16; with it, the scaled loss's (gradients accumulate scaled until :meth:`step`)."""
         self.scaler.scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer, parameters, clip_grad_norm: float | None = None) -> None:
+        """Optional gradient-norm clipping and the optimiser step, once per step after the backward passes.
+
+        Without fp16 the scaler is disabled and this is exactly clipping and ``optimizer.step()``; with fp16
+        the accumulated gradients are unscaled once before clipping, and a step whose gradients overflowed
+        is skipped (the scale then halves).
+        """
         if clip_grad_norm is not None:
             self.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(parameters, clip_grad_norm)

@@ -15,7 +15,10 @@ class TrainOptions:
     times are in minutes; ``checkpoint_every`` counts optimiser steps; ``device`` is a torch
     device name or ``"auto"`` (CUDA when available); ``precision`` and ``compile`` choose the
     numeric precision and fast paths (:mod:`whatnext.runtime.precision`; not part of the result's
-    fingerprint, so a retry may resume on another kind of card).
+    fingerprint, so a retry may resume on another kind of card). ``micro_batch`` is the most clips one
+    process runs forward and backward at once, gradients accumulating over a step's micro-batches (0: its
+    whole share of the batch; see :mod:`whatnext.runtime.trainer`); not part of the fingerprint either, so
+    a retry after a CUDA out-of-memory error resumes at a smaller one.
     """
 
     seed: int = 0
@@ -23,6 +26,7 @@ class TrainOptions:
     min_epochs: int = 1
     patience: int | None = None
     batch_size: int = 8
+    micro_batch: int = 0
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 0.0

@@ -33,6 +33,21 @@ Several ranks (started by :mod:`whatnext.runtime.launch`, see :mod:`whatnext.run
 the 1-process data order, the step's global-RNG draws come from a stream fixed by (seed, step, rank),
 the ranks agree on every stop, and rank 0 alone writes the resume state.
 
+Micro-batches (``--micro-batch m``, :mod:`whatnext.runtime.micro_batches`): each process cuts its batch of
+``b`` clips into ceil(b / m) consecutive micro-batches (the last shorter when m does not divide b), runs
+forward and backward on each in turn with its loss scaled by its share of the batch (clips / b), and steps
+the optimiser once: the gradient is the whole batch's mean-loss gradient, so the effective batch, the
+schedule, the data order and the resume state do not depend on ``m`` (a run may resume at another). Under
+fp16 each micro-batch's backward goes through the gradient scaler, and the unscale, clip and step come once
+per step; with several ranks all but the last micro-batch run under ``no_sync()``, so the gradients are
+all-reduced once. Equal to the whole batch up to float rounding for a loss that is a mean over clips and
+draws nothing; the same in expectation otherwise: the step's random draws (augmentation, masks) are taken
+per micro-batch, and batch statistics are those of each micro-batch: BatchNorm (its normalisation, and its
+running statistics, updated once per micro-batch), JEPA's variance-covariance terms, the class-balanced
+cross-entropy's weight normalisation and the motion weights' batch mean, as each DDP rank's shard already
+has them. A CUDA out-of-memory error in training is raised as :class:`CudaOutOfMemory`, which names the
+micro-batch the run was at (the outcome file records it; the workflow's retry halves it).
+
 Stopping by progress: with a ``stop_score`` (a held-out score of the model, from a split the caller
 carved from its training clips), each epoch ends with an :class:`~whatnext.runtime.early_stopping.EarlyStopping`
 update; training ends after ``patience`` epochs without improvement (not before ``min_epochs``) or at
@@ -48,6 +63,7 @@ into exit code :data:`EXIT_INCOMPLETE` (75, EX_TEMPFAIL: "incomplete, rerun to r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -66,7 +82,9 @@ from whatnext.runtime.deadline import DeadlineWatch, StopSignals, resolve_stop_t
 from whatnext.runtime.distributed import barrier, check_shardable, current_ranks, mean_over_ranks, rank_device, stop_together
 from whatnext.runtime.early_stopping import EarlyStopping
 from whatnext.runtime.metrics import EpochMeter
+from whatnext.runtime.micro_batches import micro_batches
 from whatnext.runtime.optim_schedule import exempt_from_weight_decay, param_groups, warmup_cosine
+from whatnext.runtime.outcome import is_cuda_oom
 from whatnext.runtime.precision import Acceleration
 from whatnext.runtime.resume_state import STATE_FILE, STATE_FORMAT, ResumeStateError, check_state, jsonable
 from whatnext.runtime.rng_state import capture_rng_state, derive_seed, restore_rng_state
@@ -74,8 +92,8 @@ from whatnext.runtime.train_options import TrainOptions
 
 # The trainer's interface, importable from here (the parts' modules are named in the docstring above).
 __all__ = [
-    "EXIT_INCOMPLETE", "STATE_FILE", "STOP_AFTER_STEPS_ENV", "EpochSeededItems", "ResumeStateError", "StepBatches",
-    "TrainOptions", "TrainResult", "Trainer", "TrainingIncomplete", "epoch_batches", "epoch_order",
+    "CudaOutOfMemory", "EXIT_INCOMPLETE", "STATE_FILE", "STOP_AFTER_STEPS_ENV", "EpochSeededItems", "ResumeStateError",
+    "StepBatches", "TrainOptions", "TrainResult", "Trainer", "TrainingIncomplete", "epoch_batches", "epoch_order",
     "exempt_from_weight_decay", "param_groups", "to_device", "warmup_cosine",
 ]
 
@@ -83,6 +101,18 @@ log = logging.getLogger(__name__)
 
 EXIT_INCOMPLETE = 75  # EX_TEMPFAIL: state saved in --resume-dir, rerun the same command to resume
 STOP_AFTER_STEPS_ENV = "WHATNEXT_STOP_AFTER_STEPS"
+
+
+class CudaOutOfMemory(RuntimeError):
+    """A CUDA out-of-memory error during :meth:`Trainer.fit`, at ``micro_batch`` clips per forward pass of one
+    process: the resume state on disk (the last checkpoint, atomically written) is intact, and a rerun at a
+    smaller ``--micro-batch`` resumes from it. Its message starts like torch's ("CUDA out of memory"), so
+    :func:`whatnext.runtime.outcome.classify` records it as ``cuda_oom``, with ``micro_batch``."""
+
+    def __init__(self, step: int, micro_batch: int, error: BaseException):
+        self.step, self.micro_batch = step, micro_batch
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        super().__init__(f"CUDA out of memory at step {step}, micro-batch {micro_batch} clips: {first_line}")
 
 
 class TrainingIncomplete(Exception):
@@ -171,6 +201,8 @@ class Trainer:
         check_shardable(options.batch_size, drop_last, self.ranks)
         self.device = rank_device(options.device, self.ranks)
         self.accel = Acceleration(self.device, options.precision, options.compile)
+        process_batch = options.batch_size // self.ranks.world  # each rank's share of the global batch
+        self.micro_batch = min(options.micro_batch or process_batch, process_batch)
         self.model = self.accel.prepare(model)
         self.step_model = self._data_parallel(self.model)
         self.dataset = dataset
@@ -314,18 +346,27 @@ class Trainer:
         return None
 
     def _train_step(self, batch) -> tuple[float, int]:
-        batch = to_device(batch, self.device)
+        """One optimiser step on ``batch``, one micro-batch at a time (see the module docstring); returns the
+        batch's mean loss (over the ranks) and the clips of the global batch."""
         if self.ranks.distributed:  # each rank's draws (masks, crops) from a stream fixed by (seed, step, rank)
             torch.manual_seed(derive_seed(self.options.seed, self.step, self.ranks.rank))
-        with self.accel.autocast():
-            loss = self.loss_fn(self.step_model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {loss.item()} at step {self.step} (epoch {self.epoch})")
+        parts = micro_batches(batch, self.micro_batch)
+        clips = sum(n for _, n in parts)
         self.optimizer.zero_grad(set_to_none=True)
-        self.accel.backward_step(loss, self.optimizer, self.model.parameters(), self.clip_grad_norm)
+        total = 0.0
+        for i, (part, n) in enumerate(parts):
+            last = i == len(parts) - 1
+            with contextlib.nullcontext() if last or not self.ranks.distributed else self.step_model.no_sync():
+                with self.accel.autocast():
+                    loss = self.loss_fn(self.step_model, to_device(part, self.device))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at step {self.step} (epoch {self.epoch})")
+                self.accel.backward(loss if len(parts) == 1 else loss * (n / clips))
+            total += loss.item() * n / clips
+        self.accel.step(self.optimizer, self.model.parameters(), self.clip_grad_norm)
         self.scheduler.step()
         self.step += 1
-        return mean_over_ranks(loss.item(), self.ranks), len(batch[0]) * self.ranks.world
+        return mean_over_ranks(total, self.ranks), clips * self.ranks.world
 
     def _close_epoch(self, epoch: int) -> None:
         record = {
@@ -346,7 +387,8 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until ``options.max_epochs`` are done or the stop score stops improving (then the best weights
-        are restored); raises :class:`TrainingIncomplete` on a deadline or signal."""
+        are restored); raises :class:`TrainingIncomplete` on a deadline or signal, :class:`CudaOutOfMemory` when
+        CUDA runs out of memory (in a step or the epoch's scoring)."""
         opts = self.options
         watch = DeadlineWatch(
             resolve_stop_time(opts.deadline, opts.time_budget_min, opts.safety_margin_min, now=self.clock()), self.clock,
@@ -360,34 +402,45 @@ class Trainer:
                                             disable=not self.ranks.main) as bar:
             if watch.stop_at is not None:  # logged once the stop signals are handled (tests wait for this line)
                 log.info("must stop by %s (unix %.0f)", time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(watch.stop_at)), watch.stop_at)
-            batches = self._batch_iterator()
-            while self.step < self.total_steps and not self.stopped:
-                epoch = self.epoch
-                while self.epoch == epoch and self.step < self.total_steps:
-                    reason = stop_together(self._stop_reason(watch, signals, steps_done, stop_after), self.ranks)
-                    if reason is not None:
-                        self._checkpoint(watch)
-                        raise TrainingIncomplete(self.step, self.total_steps, reason, self.state_path)
-                    started = self.clock()
-                    loss, clips = self._train_step(next(batches))
-                    seconds = self.clock() - started
-                    steps_done += 1
-                    watch.record_step(seconds)
-                    self.meter.add(loss, clips, seconds)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips / max(seconds, 1e-9):.1f}", refresh=False)
-                    if self.step % self.steps_per_epoch == 0:
-                        self._close_epoch(epoch)
-                        if self.stopped:
-                            log.info("stopping after epoch %d: no better %s for %d epochs (best: epoch %d)", epoch + 1,
-                                     self.stopping.key, self.stopping.since_best, self.stopping.best_epoch + 1)
-                            break
-                    if self.step % opts.checkpoint_every == 0 and self.step < self.total_steps:
-                        self._checkpoint(watch)
+            with self._out_of_memory_named():
+                batches = self._batch_iterator()
+                while self.step < self.total_steps and not self.stopped:
+                    epoch = self.epoch
+                    while self.epoch == epoch and self.step < self.total_steps:
+                        reason = stop_together(self._stop_reason(watch, signals, steps_done, stop_after), self.ranks)
+                        if reason is not None:
+                            self._checkpoint(watch)
+                            raise TrainingIncomplete(self.step, self.total_steps, reason, self.state_path)
+                        started = self.clock()
+                        loss, clips = self._train_step(next(batches))
+                        seconds = self.clock() - started
+                        steps_done += 1
+                        watch.record_step(seconds)
+                        self.meter.add(loss, clips, seconds)
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{loss:.4f}", clips_s=f"{clips / max(seconds, 1e-9):.1f}", refresh=False)
+                        if self.step % self.steps_per_epoch == 0:
+                            self._close_epoch(epoch)
+                            if self.stopped:
+                                log.info("stopping after epoch %d: no better %s for %d epochs (best: epoch %d)", epoch + 1,
+                                         self.stopping.key, self.stopping.since_best, self.stopping.best_epoch + 1)
+                                break
+                        if self.step % opts.checkpoint_every == 0 and self.step < self.total_steps:
+                            self._checkpoint(watch)
         if self.stopping is not None:
             self.stopping.restore_best(self.model)
         return TrainResult(history=self.history, final_loss=self.history[-1]["loss"], steps=self.step,
                            stopping=None if self.stopping is None else self.stopping.summary())
+
+    @contextlib.contextmanager
+    def _out_of_memory_named(self):
+        """Turn a CUDA out-of-memory error of the body into :class:`CudaOutOfMemory` (the micro-batch named)."""
+        try:
+            yield
+        except Exception as error:
+            if is_cuda_oom(error):
+                raise CudaOutOfMemory(self.step, self.micro_batch, error) from error
+            raise
 
     @property
     def stopped(self) -> bool:

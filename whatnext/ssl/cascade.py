@@ -133,6 +133,9 @@ def open_generation(method: SSLMethod, *, data: Path, arch: str, img_size: int, 
         fingerprint={"family": method.name, "config": config, "splits": list(splits), "data": str(Path(data).resolve()),
                      "parent_sha256": parent_sha},
     )
+    if getattr(model, "tats", None) is not None and trainer.micro_batch < train.batch_size // trainer.ranks.world:
+        raise ValueError(f"--micro-batch {train.micro_batch}: TATS counts its warm-up and recorded episodes in forward "
+                         "passes, so it needs whole batches (--micro-batch 0)")
     if method.schedule is not None:
         method.schedule(model, trainer.steps_per_epoch)
     return Generation(model, trainer, normaliser, config, number, init_encoder, parent_sha)
