@@ -303,7 +303,7 @@ def outcome_path(rule_name):
 
 
 def retry_plan(rule_name, wildcards, attempt):
-    """What the earlier attempts of a job ran out of (time, memory), from their recorded outcomes."""
+    """What the earlier attempts of a job ran out of (time, host or CUDA memory), from their recorded outcomes."""
     return _retry_plan_at(
         retry_policy.outcome_file(LOGS, rule_name, wildcards), attempt
     )
@@ -311,7 +311,8 @@ def retry_plan(rule_name, wildcards, attempt):
 
 @functools.lru_cache(maxsize=None)
 def _retry_plan_at(outcome_file, attempt):
-    """One read of the outcome file (and of Slurm's records) per job and attempt: runtime and mem_mb share it."""
+    """One read of the outcome file (and of Slurm's records) per job and attempt: runtime, mem_mb and
+    micro_batch share it."""
     return retry_policy.retry_plan(outcome_file, attempt)
 
 
@@ -325,6 +326,15 @@ def gpu_runtime(rule_name):
         time_retries=retry_plan(rule_name, wildcards, attempt).time_retries,
         members=MEMBERS,
     )
+
+
+def gpu_micro_batch(rule_name):
+    """micro_batch (the training CLIs' --micro-batch): 0, the whole batch, until an earlier attempt ran out
+    of CUDA memory; then half the micro-batch that attempt recorded. A resource, not a param: Snakemake
+    re-evaluates resources, not params, for a retry."""
+    return lambda wildcards, attempt: retry_plan(
+        rule_name, wildcards, attempt
+    ).micro_batch
 
 
 def gpu_count(rule_name):

@@ -22,6 +22,7 @@ rule finetune_cascade:
         runtime=gpu_runtime("finetune_cascade"),
         gpu=gpu_count("finetune_cascade"),
         mem_mb=gpu_mem_mb("finetune_cascade"),
+        micro_batch=gpu_micro_batch("finetune_cascade"),
     params:
         **finetune_params("cascade"),
         code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
@@ -29,7 +30,7 @@ rule finetune_cascade:
         resume=resume_dir,
         outcome=outcome_path("finetune_cascade"),
     shell:
-        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_mae2d:
@@ -49,6 +50,7 @@ rule finetune_mae2d:
         runtime=gpu_runtime("finetune_mae2d"),
         gpu=gpu_count("finetune_mae2d"),
         mem_mb=gpu_mem_mb("finetune_mae2d"),
+        micro_batch=gpu_micro_batch("finetune_mae2d"),
     params:
         **finetune_params("mae2d"),
         code=stage_fingerprint("whatnext.finetune.track_a_mae2d"),
@@ -56,7 +58,7 @@ rule finetune_mae2d:
         resume=resume_dir,
         outcome=outcome_path("finetune_mae2d"),
     shell:
-        "python -m whatnext.finetune.track_a_mae2d --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_mae2d --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_videomae:
@@ -76,6 +78,7 @@ rule finetune_videomae:
         runtime=gpu_runtime("finetune_videomae"),
         gpu=gpu_count("finetune_videomae"),
         mem_mb=gpu_mem_mb("finetune_videomae"),
+        micro_batch=gpu_micro_batch("finetune_videomae"),
     params:
         **finetune_params("videomae"),
         code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
@@ -83,7 +86,7 @@ rule finetune_videomae:
         resume=resume_dir,
         outcome=outcome_path("finetune_videomae"),
     shell:
-        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_jepa:
@@ -103,6 +106,7 @@ rule finetune_jepa:
         runtime=gpu_runtime("finetune_jepa"),
         gpu=gpu_count("finetune_jepa"),
         mem_mb=gpu_mem_mb("finetune_jepa"),
+        micro_batch=gpu_micro_batch("finetune_jepa"),
     params:
         **finetune_params("jepa"),
         code=stage_fingerprint("whatnext.finetune.track_a_jepa"),
@@ -110,7 +114,7 @@ rule finetune_jepa:
         resume=resume_dir,
         outcome=outcome_path("finetune_jepa"),
     shell:
-        "python -m whatnext.finetune.track_a_jepa --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_jepa --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
 rule finetune_scratch:
@@ -130,6 +134,7 @@ rule finetune_scratch:
         runtime=gpu_runtime("finetune_scratch"),
         gpu=gpu_count("finetune_scratch"),
         mem_mb=gpu_mem_mb("finetune_scratch"),
+        micro_batch=gpu_micro_batch("finetune_scratch"),
     params:
         **finetune_params("scratch"),
         code=stage_fingerprint("whatnext.finetune.track_a_scratch"),
@@ -137,4 +142,4 @@ rule finetune_scratch:
         resume=resume_dir,
         outcome=outcome_path("finetune_scratch"),
     shell:
-        "python -m whatnext.finetune.track_a_scratch --data {params.data} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "python -m whatnext.finetune.track_a_scratch --data {params.data} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"

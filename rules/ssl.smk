@@ -22,6 +22,7 @@ rule ssl_pretrain:
         runtime=gpu_runtime("ssl_pretrain"),
         gpu=gpu_count("ssl_pretrain"),
         mem_mb=gpu_mem_mb("ssl_pretrain"),
+        micro_batch=gpu_micro_batch("ssl_pretrain"),
     params:
         **ssl_params(),
         data=data_dir,
@@ -30,4 +31,4 @@ rule ssl_pretrain:
         launch=ssl_launcher,
         outcome=outcome_path("ssl_pretrain"),
     shell:
-        "{params.launch}python -m whatnext.ssl.pretrain_{params.method} --data {params.data} --arch {params.arch} --img-size {params.img_size} {params.init} --out {output.encoder} --metrics {output.metrics} {params.train} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "{params.launch}python -m whatnext.ssl.pretrain_{params.method} --data {params.data} --arch {params.arch} --img-size {params.img_size} {params.init} --out {output.encoder} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"

@@ -107,8 +107,12 @@ def _unknown(key: str, name: str, what: str, known) -> ConfigError:
 
 
 def _check_options(key: str, layer: dict | None, clis: list[str], manifest: dict) -> None:
-    """Every ``options`` name of a training-settings layer must be a flag of every CLI the layer reaches."""
+    """Every ``options`` name of a training-settings layer must be a flag of every CLI the layer reaches, and
+    not ``micro-batch``: the rules pass that one from the retry policy (the ``micro_batch`` resource)."""
     for name in sorted(((layer or {}).get("options") or {})):
+        if name == "micro-batch":
+            raise ConfigError(f"{key}.options: micro-batch is the workflow's (halved on the retry after a CUDA "
+                              "out-of-memory error); set the micro_batch resource of the rule in a profile instead")
         for cli in clis:
             known = manifest["cli_options"][cli]
             if name not in known:

@@ -11,17 +11,23 @@ reads the causes of the last ``attempt - 1`` recorded runs (attempt 1 reads noth
                 with Slurm's memory-kill line in the job's output (how
                 jobacct_gather's OverMemoryKill reports, where no cgroup
                 limits memory: "exceeded memory limit ... being killed")
-    gpu_memory  outcome ``cuda_oom``                                          the same resources: more host
-                                                                              memory cannot help, and the
-                                                                              trainer has no micro-batching
+    gpu_memory  outcome ``cuda_oom``                                          the same resources (more host
+                                                                              memory cannot help) and half the
+                                                                              micro-batch the run recorded
+                                                                              (floor 1): gradient accumulation
+                                                                              keeps the step's batch; it
+                                                                              resumes from its checkpoint
     same        Slurm NODE_FAIL, PREEMPTED, BOOT_FAIL, CANCELLED, any other   the same resources
                 failure, or nothing known (no record; no Slurm to ask)
 
 A run that never recorded its end (still ``running``: killed from outside) is looked up in Slurm by the
 ``slurm_job_id`` it recorded at its start: ``scontrol show job`` (slurmctld keeps finished jobs for
-MinJobAge; it also names the job's output file), else ``sacct`` (older jobs, the accounting database). The causes are cumulative: an attempt after
-a memory kill and then a time-out gets both more memory and more time. A job killed before its CLI
-recorded its start (during imports) leaves no Slurm job id: its retry gets the same resources.
+MinJobAge; it also names the job's output file), else ``sacct`` (older jobs, the accounting database).
+The causes are cumulative: an attempt after a memory kill and then a time-out gets both more memory and
+more time. The micro-batch is half the one that the latest ``cuda_oom`` run among those read recorded
+(``micro_batch``), else 0 (the whole batch): after two CUDA out-of-memory errors it is a quarter. A job
+killed before its CLI recorded its start (during imports) leaves no Slurm job id: its retry gets the same
+resources.
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ _finished: dict[str, "SlurmRecord"] = {}
 
 @dataclass(frozen=True)
 class RetryPlan:
-    """What the earlier attempts ran out of: ``time_retries`` and ``memory_retries`` scale runtime and mem_mb."""
+    """What the earlier attempts ran out of: ``time_retries`` and ``memory_retries`` scale runtime and mem_mb;
+    ``micro_batch`` is the next attempt's ``--micro-batch`` (clips per forward pass; 0: the whole batch)."""
 
     causes: tuple[str, ...] = ()
+    micro_batch: int = 0
 
     @property
     def time_retries(self) -> int:
@@ -151,4 +159,14 @@ def retry_plan(outcome_path: str, attempt: int, slurm: Callable[[str], SlurmReco
     if attempt <= 1:
         return RetryPlan()
     runs = read_runs(outcome_path)[-(attempt - 1):]
-    return RetryPlan(tuple(run_cause(run, slurm) for run in runs))
+    return RetryPlan(tuple(run_cause(run, slurm) for run in runs), smaller_micro_batch(runs))
+
+
+def smaller_micro_batch(runs: list[dict]) -> int:
+    """Half the micro-batch (floor 1) of the latest of ``runs`` that ran out of CUDA memory and recorded the
+    micro-batch it ran at; 0 (the whole batch) when none did."""
+    for run in reversed(runs):
+        micro_batch = run.get("micro_batch")
+        if run.get("outcome") == "cuda_oom" and isinstance(micro_batch, int) and micro_batch >= 1:
+            return max(1, micro_batch // 2)
+    return 0

@@ -85,6 +85,29 @@ def test_attempt_1_reads_nothing_and_retry_k_reads_the_last_k_minus_1_runs(tmp_p
     assert retry_plan(str(tmp_path / "missing.json"), 3, slurm).causes == ()
 
 
+def oom(micro_batch):
+    return {**run("cuda_oom"), "micro_batch": micro_batch}
+
+
+def test_a_cuda_out_of_memory_halves_the_micro_batch_it_recorded_and_keeps_time_and_memory(tmp_path):
+    path = tmp_path / "o.json"
+    write_runs(path, oom(64))
+    plan = retry_plan(str(path), 2, slurm_says({}))
+    assert (plan.causes, plan.micro_batch, plan.time_retries, plan.memory_retries) == (("gpu_memory",), 32, 0, 0)
+    assert retry_plan(str(path), 1, slurm_says({})).micro_batch == 0  # attempt 1: the whole batch
+
+
+def test_the_latest_cuda_out_of_memory_decides_and_the_micro_batch_stops_at_1(tmp_path):
+    path = tmp_path / "o.json"
+    write_runs(path, oom(64), oom(32), run("incomplete"))  # out of memory twice, then out of time at 16
+    assert retry_plan(str(path), 4, slurm_says({})).micro_batch == 16
+    write_runs(path, oom(1))
+    assert retry_plan(str(path), 2, slurm_says({})).micro_batch == 1
+    write_runs(path, run("cuda_oom"), run("memory_error"))  # no micro-batch recorded (not the trainer's error)
+    plan = retry_plan(str(path), 3, slurm_says({}))
+    assert (plan.micro_batch, plan.memory_retries) == (0, 1)
+
+
 def test_slurm_record_asks_scontrol_then_sacct_and_remembers_finished_jobs(monkeypatch):
     monkeypatch.setattr(retry_policy, "_finished", {})
     calls = []

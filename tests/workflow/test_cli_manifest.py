@@ -62,9 +62,11 @@ def changed(change) -> dict:
          "ssl.mae2d.masking: 'tats' needs a masked-autoencoder method (mae2d, videomae); method 'jepa' masks no tokens"),
         (lambda c: c["ssl"]["mae2d"]["train"]["options"].update(masking="tats"),
          "ssl.mae2d.train.options: set the masking with ssl.mae2d.masking, not as an option"),
+        (lambda c: c["members"]["cascade"]["train"].update(options={"micro-batch": 16}),
+         "members.cascade.train.options: micro-batch is the workflow's (halved on the retry after a CUDA out-of-memory error)"),
     ],
     ids=["cascade-head", "variant-head", "scratch-arch", "ssl-arch", "train-option", "ssl-option", "ssl-flag-for-all",
-         "variant-option", "override-option", "tats-without-masking", "masking-as-option"],
+         "variant-option", "override-option", "tats-without-masking", "masking-as-option", "micro-batch-as-option"],
 )
 def test_unknown_name_is_an_error_naming_the_key(change, message):
     with pytest.raises(ConfigError) as err:
