@@ -13,11 +13,18 @@ clip-view of inference), peak GPU memory, and the loader's share of the step tim
 for the next batch over the whole step, with the paper's 8 loader workers). Training steps go through
 the trainer's own step (autocast, gradient scaler, fused AdamW, TF32, channels_last); one more row tries
 ``--compile``, and with two or more GPUs one row runs the SSL step data-parallel on 2 ranks
-(:mod:`whatnext.runtime.launch`), else that row says it was skipped.
+(:mod:`whatnext.runtime.launch`), else that row says it was skipped. One row checks the retry after a CUDA
+out-of-memory error (:func:`micro_batch_row`): on the cascade's finetuning model, one optimiser step at a
+quarter micro-batch against the whole batch (gradient difference; weight difference in learning rates,
+large only where a gradient near 0 changes sign, as AdamW's first step is about lr x its sign; peak
+memory), then the retry chain
+itself under a memory cap between the two peaks: a run that ran out records ``cuda_oom`` and its
+micro-batch, and the retry policy's next micro-batch completes the run from the checkpoint.
 
 Writes under ``--out``:
 
-- ``gpu_check.tsv``: one row per rule, model and precision (status ``ok``, ``oom``, ``skipped: ...``);
+- ``gpu_check.tsv``: one row per rule, model and precision (status ``ok``, ``oom``, ``skipped: ...``; the
+  micro-batch row's figures in ``note``);
 - ``benchmarks/<rule's benchmark path>.tsv``: one file per rule (per SSL family), in the format of the
   rules' ``benchmark:`` files, for one job of the paper graph at the ``auto`` precision: column ``s`` is
   the job's projected seconds (its units of work x the measured seconds per unit: training steps or
@@ -64,12 +71,14 @@ from whatnext.finetune.optim import layer_decay_groups  # noqa: E402
 from whatnext.finetune.training_sets import open_training_set  # noqa: E402
 from whatnext.models import build_model  # noqa: E402
 from whatnext.runtime.atomic import atomic_path, write_json  # noqa: E402
+from whatnext.runtime.outcome import read_runs, recorded  # noqa: E402
 from whatnext.runtime.precision import Acceleration, resolve_precision  # noqa: E402
-from whatnext.runtime.trainer import Trainer, TrainOptions  # noqa: E402
+from whatnext.runtime.trainer import CudaOutOfMemory, Trainer, TrainOptions  # noqa: E402
 from whatnext.ssl.cascade import encoder_config, open_generation  # noqa: E402
 from whatnext.ssl.methods import METHODS  # noqa: E402
 from whatnext.tasks import WHATNEXT  # noqa: E402
 from workflow_scripts.member_table import member_table, parse_member_id  # noqa: E402
+from workflow_scripts.retry_policy import retry_plan  # noqa: E402
 from workflow_scripts.time_limits import job_units  # noqa: E402
 
 PAPER_CONFIG = REPO / "configs" / "paper.yaml"
@@ -77,7 +86,7 @@ SLURM_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
 SUMMARY = "gpu_check.tsv"
 COMPILE_MIN = 2.5  # minutes of budget the --compile row needs (inductor compiles the blocks first)
 SUMMARY_FIELDS = ("rule", "job", "arch", "precision", "batch", "workers", "steps", "steps_per_s", "clips_per_s",
-                  "s_per_unit", "peak_mem_mb", "loader_share", "status")
+                  "s_per_unit", "peak_mem_mb", "loader_share", "status", "note")
 # Snakemake's benchmark columns (time_limits reads ``s``), then what this script adds.
 BENCHMARK_FIELDS = ("s", "h:m:s", "max_rss", "max_vms", "max_uss", "max_pss", "io_in", "io_out", "mean_load", "cpu_time",
                     "precision", "steps_per_s", "clips_per_s", "s_per_unit", "peak_mem_mb", "loader_share", "measured_by")
@@ -290,6 +299,113 @@ def measure(case: Case, data: Path, s: Settings, precision: str, device: torch.d
     return row | result | {"status": "ok"}
 
 
+class FixedClips(torch.utils.data.Dataset):
+    """``count`` fixed normalised clips float [T, C, H, W] with labels (a step without random draws)."""
+
+    def __init__(self, count: int, frames: int, size: int, classes: int):
+        generator = torch.Generator().manual_seed(0)
+        self.clips = torch.randn(count, frames, 3, size, size, generator=generator)
+        self.labels = torch.randint(0, classes, (count,), generator=generator)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i):
+        return self.clips[i], self.labels[i]
+
+
+def micro_trainer(config: dict, data: torch.utils.data.Dataset, s: Settings, device: torch.device, micro_batch: int,
+                  resume_dir: Path | None = None, loss_fn=None) -> Trainer:
+    """The cascade classifier (no drop path) on fixed clips under plain cross-entropy, one epoch, ``s.batch``
+    clips a step at ``micro_batch`` per pass (0: the whole batch)."""
+    torch.manual_seed(0)
+    train = TrainOptions(seed=0, max_epochs=1, batch_size=s.batch, micro_batch=micro_batch, lr=1e-4, device=str(device),
+                         resume_dir=resume_dir, checkpoint_every=1, safety_margin_min=0.0)
+    plain = lambda model, batch: torch.nn.functional.cross_entropy(model(batch[0]), batch[1])  # noqa: E731
+    return Trainer(build_model(config), data, loss_fn or plain, train)
+
+
+def one_step(config, data, s, device, micro_batch) -> tuple[list[torch.Tensor], list[torch.Tensor], float, float]:
+    """Gradients and weights after one step at ``micro_batch``, its peak GPU memory (MB, reserved) and seconds."""
+    trainer = micro_trainer(config, torch.utils.data.Subset(data, range(s.batch)), s, device, micro_batch)
+    reset_peak(device)
+    started = time.perf_counter()
+    trainer.fit()
+    synchronise(device)
+    seconds = time.perf_counter() - started
+    peak = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else peak_mb(device)
+    grads = [p.grad.detach().float().cpu() for p in trainer.model.parameters() if p.grad is not None]
+    weights = [p.detach().float().cpu() for p in trainer.model.parameters()]
+    del trainer
+    reset_peak(device)
+    return grads, weights, peak, seconds
+
+
+def retry_chain(config, data, s, device, out: Path, cap_mb: float, attempts: int = 4) -> list[str]:
+    """Attempts of one 2-step run as the workflow retries it, each at the micro-batch the retry policy reads
+    from the outcome file: ``["64 oom", "32 ok"]``. The cap: a CUDA memory fraction (reserved MB); on the
+    CPU (--dry) a loss that raises torch's CUDA out-of-memory error for passes of more than ``cap_mb`` clips."""
+    outcome, resume = out / "micro_batch" / "outcome.json", out / "micro_batch" / "resume"
+    outcome.unlink(missing_ok=True)
+    plain = lambda model, batch: torch.nn.functional.cross_entropy(model(batch[0]), batch[1])  # noqa: E731
+
+    def capped(model, batch):
+        if len(batch[0]) > cap_mb:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated cap, --dry)")
+        return plain(model, batch)
+
+    if device.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(cap_mb * 2**20 / torch.cuda.get_device_properties(device).total_memory, device)
+    chain = []
+    try:
+        for attempt in range(1, attempts + 1):
+            micro = retry_plan(str(outcome), attempt).micro_batch
+            trainer = micro_trainer(config, torch.utils.data.Subset(data, range(2 * s.batch)), s, device, micro, resume,
+                                    loss_fn=capped if device.type == "cpu" else plain)
+            try:
+                with recorded(outcome):
+                    trainer.resume_if_possible()
+                    start = trainer.step
+                    trainer.fit()
+                chain.append(f"{trainer.micro_batch} ok from step {start}")
+                trainer.clear_resume_state()
+                break
+            except CudaOutOfMemory as oom:
+                chain.append(f"{oom.micro_batch} oom at step {oom.step}")
+            finally:
+                del trainer
+                reset_peak(device)
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+    recorded_as = [run["outcome"] + (f" {run['micro_batch']}" if "micro_batch" in run else "") for run in read_runs(outcome)]
+    return [f"{step} (recorded: {record})" for step, record in zip(chain, recorded_as)]
+
+
+def micro_batch_row(case: Case, s: Settings, device: torch.device, out: Path) -> dict:
+    """The retry after a CUDA out-of-memory error (see the module docstring), on ``case``'s model at ``auto``."""
+    row = {"rule": case.rule, "job": case.job, "arch": case.arch, "precision": "auto (micro-batch)", "batch": s.batch,
+           "workers": 0, "steps": 1}
+    try:
+        config = classifier_config(encoder_config(case.arch, s.img_size, {}), case.head, 0.0)
+        data = FixedClips(2 * s.batch, config.get("num_frames", 4), s.img_size, config["num_classes"])
+        micro = max(1, s.batch // 4)
+        whole_grads, whole_weights, whole_peak, whole_s = one_step(config, data, s, device, 0)
+        micro_grads, micro_weights, micro_peak, micro_s = one_step(config, data, s, device, micro)
+        diff = math.sqrt(sum(float((a - b).pow(2).sum()) for a, b in zip(whole_grads, micro_grads)))
+        norm = math.sqrt(sum(float(a.pow(2).sum()) for a in whole_grads))
+        moved = max(float((a - b).abs().max()) for a, b in zip(whole_weights, micro_weights)) / 1e-4  # in lr
+        cap = (whole_peak + micro_peak) / 2 if device.type == "cuda" else s.batch // 2
+        chain = retry_chain(config, data, s, device, out, cap)
+    except Exception as err:  # noqa: BLE001 (reported in the row; the run goes on)
+        reset_peak(device)
+        return row | {"status": f"failed: {type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"}
+    note = (f"micro {micro} of {s.batch}: |grad diff|/|grad| {diff / max(norm, 1e-30):.2e}, max |weight diff| {moved:.2f} lr; peak {whole_peak:.0f} -> {micro_peak:.0f} MB, step {whole_s:.2f} -> {micro_s:.2f} s; "
+            f"retries under a {cap:.0f} {'MB' if device.type == 'cuda' else 'clip'} cap: {', '.join(chain)}")
+    return row | {"peak_mem_mb": micro_peak, "status": "ok" if " ok from " in chain[-1] else "failed: retries ran out",
+                  "note": note}
+
+
 def ddp_row(case: Case, data: Path, s: Settings, out: Path, dry: bool) -> dict:
     """The SSL case data-parallel on 2 ranks (same global batch), or a skipped row without 2 GPUs."""
     row = {"rule": case.rule, "job": case.job, "arch": case.arch, "precision": "auto (DDP x2)", "batch": s.batch,
@@ -451,6 +567,9 @@ def main(out, dry, print_hours, hours_only, budget_min, ddp_rank, data):
         rows.append(row)
         click.echo("\t".join(str(row.get(k, "NA")) if not isinstance(row.get(k), float) else f"{row[k]:.4g}" for k in SUMMARY_FIELDS),
                    err=True)
+    micro_case = next(case for case in cases if case.rule == "finetune_cascade")
+    rows.append(micro_batch_row(micro_case, s, device, out))
+    click.echo(f"micro-batch row: {rows[-1]['status']}; {rows[-1].get('note', '')}", err=True)
     rows.append(ddp_row(cases[0], data, s, out, dry))
     write_tsv(out / SUMMARY, SUMMARY_FIELDS, rows)
     config, counts = paper_config(), paper_counts()

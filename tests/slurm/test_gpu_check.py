@@ -41,7 +41,7 @@ def dry_run(tmp_path_factory):
 def test_every_rule_is_measured_at_each_precision(dry_run):
     out, _ = dry_run
     rows = read_tsv(out / "gpu_check.tsv")
-    measured = [r for r in rows if r["status"] == "ok"]
+    measured = [r for r in rows if r["status"] == "ok" and "micro" not in r["precision"]]
     assert {r["rule"] for r in measured} == set(RULES)
     assert sorted({r["precision"] for r in measured}) == ["bf16", "fp32"]
     assert len(measured) == 2 * 8  # 3 SSL families + 4 finetune tracks + cache_probs, at two precisions
@@ -50,6 +50,17 @@ def test_every_rule_is_measured_at_each_precision(dry_run):
         assert 0 <= float(row["loader_share"]) < 1
     ddp = [r for r in rows if "DDP" in r["precision"]]
     assert len(ddp) == 1 and ddp[0]["status"].startswith("skipped")
+
+
+@pytest.mark.slow
+def test_the_micro_batch_row_matches_the_whole_batch_step_and_retries_through_a_recorded_oom(dry_run):
+    """--dry: passes of 1 clip against the batch of 4, then a cap of 2 clips a pass: the whole batch runs out,
+    is recorded as cuda_oom at 4, and the retry policy's micro-batch of 2 completes the run."""
+    out, _ = dry_run
+    row = next(r for r in read_tsv(out / "gpu_check.tsv") if r["precision"] == "auto (micro-batch)")
+    assert row["status"] == "ok" and row["rule"] == "finetune_cascade"
+    assert float(re.search(r"\|grad diff\|/\|grad\| (\S+),", row["note"])[1]) < 1e-5
+    assert row["note"].endswith("4 oom at step 0 (recorded: cuda_oom 4), 2 ok from step 0 (recorded: completed)")
 
 
 @pytest.mark.slow
