@@ -1,7 +1,8 @@
 """A toy data-parallel run for tests/runtime/test_distributed.py (started by whatnext.runtime.launch).
 
 Fits y = x . (1, -2, 3) + 0.5 on 48 fixed points with the shared Trainer (global batch 8, full batches
-only, 3 epochs, no randomness in the step); rank 0 writes ``--out`` = {"weights", "losses", "world"}.
+only, 3 epochs, no randomness in the step); rank 0 writes ``--out`` = {"weights", "losses", "world", "syncs"}
+(syncs: the gradient all-reduces rank 0 made, counted by a DDP comm hook; 0 for one process).
 ``--step-sleep`` slows every step and ``--started`` names a file rank 0 touches after its third step
 (for the tests that stop a run from outside).
 """
@@ -15,6 +16,8 @@ from pathlib import Path
 import click
 import torch
 from torch.utils.data import Dataset
+
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
 from whatnext.runtime.cli_options import training_options
 from whatnext.runtime.distributed import close_process_group, current_ranks, init_process_group
@@ -50,11 +53,14 @@ def main(out, step_sleep, started, train):
 
     torch.manual_seed(0)
     trainer = Trainer(torch.nn.Linear(3, 1), Points(), loss_fn, train, drop_last=True)
+    syncs = []
+    if trainer.ranks.distributed:  # count the gradient all-reduces (one bucket: one a sync)
+        trainer.step_model.register_comm_hook(None, lambda state, bucket: syncs.append(1) or allreduce_hook(state, bucket))
     trainer.resume_if_possible()
     result = trainer.fit()
     if trainer.ranks.main:
         torch.save({"weights": trainer.model.state_dict(), "losses": [r["loss"] for r in result.history],
-                    "world": trainer.ranks.world}, out)
+                    "world": trainer.ranks.world, "syncs": len(syncs)}, out)
         trainer.clear_resume_state()
     close_process_group()
 

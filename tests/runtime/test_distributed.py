@@ -90,10 +90,12 @@ def test_two_ranks_follow_the_one_process_loss_curve_and_weights(uninterrupted):
 
 @pytest.mark.slow
 def test_two_ranks_at_micro_batch_3_sync_once_a_step_and_follow_the_whole_batch(tmp_path, uninterrupted):
-    """Each rank's 4 clips in passes of 3 + 1 (no_sync on the first): the 1-process whole-batch run's weights."""
+    """Each rank's 4 clips in passes of 3 + 1 (no_sync on the first, so one all-reduce a step, as without
+    micro-batches): the 1-process whole-batch run's weights."""
     done = launch(2, tmp_path / "micro.pt", "--micro-batch", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     result = torch.load(tmp_path / "micro.pt", weights_only=True)
+    assert result["syncs"] == uninterrupted[2]["syncs"] == STEPS
     torch.testing.assert_close(torch.tensor(result["losses"]), torch.tensor(uninterrupted[1]["losses"]), rtol=1e-5, atol=1e-7)
     for name, value in uninterrupted[1]["weights"].items():
         torch.testing.assert_close(result["weights"][name], value, rtol=1e-5, atol=1e-6)
