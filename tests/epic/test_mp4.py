@@ -4,6 +4,8 @@ where TorchCodec loads."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,59 @@ def test_backends_read_the_same_frames(tmp_path):
     a, b = torchcodec.read(wanted), pyav.read(wanted)
     assert shown_index(a) == shown_index(b) == wanted
     assert (a.float() - b.float()).abs().mean() < 1
+
+
+def test_constant_rate_video_is_numbered_without_the_scan(coded_video):
+    video = PyAVFrames(coded_video)
+    wanted = [50, 3, 94, 0, 11]
+    assert shown_index(video.read(wanted)) == wanted and not video.scanned
+
+
+def write_gapped(path, n: int, gap_every: int) -> None:
+    """An MP4 of ``n`` index frames (a keyframe every 10) at 50 fps with every ``gap_every``-th slot left empty:
+    variable rate, frame i still shows i."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream(mp4.pyav_codec(), rate=50, options=mp4.encoder_options(10))
+        stream.height, stream.width, stream.pix_fmt = 32, 32, mp4.PIXEL_FORMAT
+        stream.codec_context.time_base = Fraction(1, 50)
+        for i, frame in enumerate(index_frames(n)):
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts, picture.time_base = i + i // (gap_every - 1), Fraction(1, 50)
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+
+
+@pytest.mark.parametrize("backend_name", ["pyav", pytest.param("torchcodec", marks=pytest.mark.skipif(
+    not torchcodec_loads(), reason="TorchCodec finds no FFmpeg libraries here (PyAV only)"))])
+def test_variable_rate_video_is_scanned_and_read_exactly(tmp_path, backend_name):
+    path = tmp_path / "gapped.MP4"
+    write_gapped(path, 60, gap_every=7)
+    video = open_mp4(path, backend_name)
+    wanted = [50, 3, 3, 59, 0, 11, 10, 31]
+    assert len(video) == 60 and shown_index(video.read(wanted)) == wanted and video.scanned
+
+
+def test_a_frame_off_the_grid_sends_the_reader_to_the_scan(coded_video, monkeypatch):
+    """The container's index passed for constant-rate, but the decoded timestamps sit half a frame off."""
+    def shifted(stream, constant_rate=mp4.constant_rate):
+        grid, keyframes = constant_rate(stream)
+        return mp4.GridFrames(grid.start + round(grid.step / 2), grid.step, grid.count), keyframes
+
+    monkeypatch.setattr(mp4, "constant_rate", shifted)
+    video = PyAVFrames(coded_video)
+    assert not video.scanned
+    wanted = [50, 3, 94, 0]
+    assert shown_index(video.read(wanted)) == wanted and video.scanned
+
+
+@pytest.mark.skipif(not torchcodec_loads(), reason="TorchCodec finds no FFmpeg libraries here (PyAV only)")
+def test_torchcodec_frame_at_another_time_sends_the_reader_to_exact_mode(tmp_path):
+    path = tmp_path / "v.MP4"
+    write_mp4(path, index_frames(95), fps=50, gop=10)
+    video = open_mp4(path, "torchcodec")
+    assert not video.scanned
+    video._rate = 25  # approximate mode still seeks to i / 50 s; the frames then show the wrong times for i / 25 s
+    wanted = [50, 3, 94, 0]
+    assert shown_index(video.read(wanted)) == wanted and video.scanned

@@ -3,8 +3,12 @@ system's FFmpeg libraries, else through PyAV (``av``, in the ``models`` extra: i
 pip install always has one of the two).
 
 Frames are uint8 RGB. An index is a 0-based position in presentation order (the i-th frame shown), the same
-for both backends: TorchCodec's ``seek_mode="exact"`` scans the packets once and numbers the frames by
-timestamp, and :class:`PyAVFrames` does the same scan. Reading seeks to the keyframe at or before a wanted
+for both backends. A constant-rate stream is numbered without reading the file: frame i at start + i / rate,
+from the header (TorchCodec's ``seek_mode="approximate"``) or the container's index (PyAV), and every frame
+decoded must show that timestamp; a stream that is not constant-rate, or a frame that shows another timestamp,
+sends the reader to a pass over all the packets (TorchCodec's ``seek_mode="exact"``, PyAV's packet scan), which
+numbers the frames by timestamp. On opening, that pass reads the whole file (gigabytes for an hour of 1080p);
+the constant-rate path reads only the header and index. Reading seeks to the keyframe at or before a wanted
 frame and decodes forward from it (PyAV decodes on without a seek when it already stands between that keyframe
 and the wanted frame); one decoding thread per reader, as TorchCodec's default.
 
@@ -110,22 +114,40 @@ def _write_pyav(path: Path, frames: np.ndarray, fps: int, gop: int) -> None:
         container.mux(stream.encode())
 
 
-def open_mp4(path: Path, backend_name: str | None = None):
-    """A reader of ``path`` with ``len()`` (frames) and ``read(indices)``: :class:`TorchCodecFrames` or
-    :class:`PyAVFrames`. Errors: OSError, RuntimeError or ValueError (a missing or unreadable file)."""
+def open_mp4(path: Path, backend_name: str | None = None, scan: bool = False):
+    """A reader of ``path`` with ``len()`` (frames), ``read(indices)`` and ``close()``: :class:`TorchCodecFrames`
+    or :class:`PyAVFrames`; ``scan``: number the frames by a pass over all packets from the start, constant rate
+    or not. Errors: OSError, RuntimeError or ValueError (a missing or unreadable file)."""
     if (backend_name or backend()) == "torchcodec":
-        return TorchCodecFrames(path)
-    return PyAVFrames(path)
+        return TorchCodecFrames(path, scan)
+    return PyAVFrames(path, scan)
 
 
 class TorchCodecFrames:
-    """An MP4's frames by 0-based index through TorchCodec, exact seek mode."""
+    """An MP4's frames by 0-based index through TorchCodec. A stream whose header gives its frame count N, a
+    rate r and a duration of N / r (no slot left empty), starting at 0 s, opens in approximate seek mode (frame
+    i at i / r, no pass over the file); every frame read must then show a pts within :data:`TOLERANCE_S` of
+    i / r, and one that does not reopens the video in exact mode (all packets scanned, the frames numbered by
+    pts) and reads again. Other streams open in exact mode."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, scan: bool = False):
+        self.path = path
+        self._open(scan)
+
+    def _open(self, scan: bool) -> None:
         from torchcodec.decoders import VideoDecoder
 
-        self.path = path
-        self._decoder = VideoDecoder(str(path), seek_mode="exact")
+        if not scan:
+            self._decoder = VideoDecoder(str(self.path), seek_mode="approximate")
+            meta = self._decoder.metadata
+            count, self._rate, duration = (meta.num_frames_from_header, meta.average_fps_from_header,
+                                           meta.duration_seconds_from_header)
+            if (count and self._rate and duration and abs(duration * self._rate - count) < 0.5
+                    and not meta.begin_stream_seconds_from_header):
+                self.scanned = False
+                return
+        self._decoder = VideoDecoder(str(self.path), seek_mode="exact")
+        self.scanned = True
 
     def __len__(self) -> int:
         return len(self._decoder)
@@ -133,7 +155,13 @@ class TorchCodecFrames:
     def read(self, indices: list[int]) -> torch.Tensor:
         """uint8 [len(indices), 3, H, W]; IndexError for an index outside 0..len - 1."""
         check_indices(indices, len(self))
-        return self._decoder.get_frames_at(list(indices)).data
+        frames = self._decoder.get_frames_at(list(indices))
+        if not self.scanned:
+            slots = torch.tensor(indices, dtype=torch.float64) / self._rate
+            if (frames.pts_seconds - slots).abs().max() > TOLERANCE_S:
+                self._open(scan=True)
+                return self.read(indices)
+        return frames.data
 
     def close(self) -> None:
         """Free the decoder and its file handle (TorchCodec closes them when the decoder is freed)."""
@@ -141,24 +169,28 @@ class TorchCodecFrames:
 
 
 class PyAVFrames:
-    """An MP4's frames by 0-based index through PyAV: the packets' timestamps, scanned once when opened, number
-    the frames and locate the keyframes."""
+    """An MP4's frames by 0-based index through PyAV. A constant-rate stream (:func:`constant_rate`: read off the
+    container's index, no pass over the file) numbers its frames on a grid, frame i at pts start + i x step;
+    every decoded frame's pts must then be on it (within a tick), and one that is not makes the reader scan the
+    packets and read again. Other streams are scanned when opened: the packets' timestamps number the frames
+    and locate the keyframes."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, scan: bool = False):
+        self.path = path
+        self._open(scan)
+
+    def _open(self, scan: bool) -> None:
         import av
 
-        self.path = path
         try:
-            self._container = av.open(str(path))
+            self._container = av.open(str(self.path))
             self._stream = self._container.streams.video[0]
             self._stream.codec_context.thread_count = 1  # as TorchCodec's default; DataLoader workers share the cores
-            packets = [(p.pts, p.is_keyframe) for p in self._container.demux(self._stream) if p.pts is not None]
+            grid = None if scan else constant_rate(self._stream)
+            self._timeline, self._keyframes = grid or scan_packets(self._container, self._stream)
         except (av.FFmpegError, IndexError) as err:
             raise RuntimeError(f"PyAV cannot open it ({err})") from None
-        packets.sort()
-        self._pts = [pts for pts, _ in packets]
-        self._index = {pts: i for i, pts in enumerate(self._pts)}
-        self._keyframes = sorted({0} | {i for i, (_, key) in enumerate(packets) if key})  # 0: a seek to the start
+        self.scanned = grid is None
         self._frames = None  # the decode iterator after the last seek
         self._at = -1  # index of the frame it decoded last
 
@@ -168,7 +200,7 @@ class PyAVFrames:
         self._container.close()
 
     def __len__(self) -> int:
-        return len(self._pts)
+        return len(self._timeline)
 
     def read(self, indices: list[int]) -> torch.Tensor:
         """uint8 [len(indices), 3, H, W]; IndexError for an index outside 0..len - 1."""
@@ -179,6 +211,10 @@ class PyAVFrames:
         try:
             for wanted in sorted(set(indices)):
                 got[wanted] = self._decode(wanted)
+        except OffGrid:
+            self.close()
+            self._open(scan=True)
+            return self.read(indices)
         except av.FFmpegError as err:
             self._frames = None  # the next read seeks afresh
             raise RuntimeError(f"PyAV cannot decode it ({err})") from None
@@ -187,17 +223,95 @@ class PyAVFrames:
     def _decode(self, wanted: int) -> torch.Tensor:
         keyframe = self._keyframes[bisect.bisect_right(self._keyframes, wanted) - 1]
         if self._frames is None or not keyframe - 1 <= self._at < wanted:  # behind us, or a keyframe nearer than us
-            self._container.seek(self._pts[keyframe], stream=self._stream, backward=True)
+            self._container.seek(self._timeline.pts(keyframe), stream=self._stream, backward=True)
             self._frames = self._container.decode(self._stream)
             self._at = keyframe - 1
         for frame in self._frames:
-            self._at = self._index.get(frame.pts, self._at)
+            at = self._timeline.index(frame.pts)
+            if at is None and not self.scanned:
+                raise OffGrid
+            self._at = self._at if at is None else at
             if self._at == wanted:
                 return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
             if self._at > wanted:
                 break
         self._frames = None
+        if not self.scanned:
+            raise OffGrid
         raise RuntimeError(f"frame {wanted} did not come out of the decoder (seeking from keyframe {keyframe})")
+
+
+TOLERANCE_S = 1e-3  # TorchCodec gives no time base: a ms, above a tick of any time base of 1 / 1000 s or finer
+
+
+class OffGrid(Exception):
+    """A decoded frame off the constant-rate grid, or a wanted frame that did not come out on it."""
+
+
+class ScannedFrames:
+    """A scanned stream's timeline: frame pts in presentation order, from a pass over the packets; ``pts(i)``,
+    ``index(pts)`` (None for a pts no packet had)."""
+
+    def __init__(self, pts: list[int]):
+        self._pts, self._index = pts, {p: i for i, p in enumerate(pts)}
+
+    def __len__(self) -> int:
+        return len(self._pts)
+
+    def pts(self, i: int) -> int:
+        return self._pts[i]
+
+    def index(self, pts: int | None) -> int | None:
+        return self._index.get(pts)
+
+
+class GridFrames:
+    """A constant-rate stream's timeline: ``count`` frames, frame i at pts ``start`` + i x ``step`` (time-base
+    ticks, ``step`` a Fraction); ``pts(i)``, ``index(pts)`` (None for a pts a tick or more off the grid)."""
+
+    def __init__(self, start: int, step: Fraction, count: int):
+        self.start, self.step, self.count = start, step, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def pts(self, i: int) -> int:
+        return self.start + round(i * self.step)
+
+    def index(self, pts: int | None) -> int | None:
+        if pts is None:
+            return None
+        i = round((pts - self.start) / self.step)
+        return i if 0 <= i < self.count and abs(pts - self.start - i * self.step) < 1 else None
+
+
+def scan_packets(container, stream) -> tuple[ScannedFrames, list[int]]:
+    """The frames and keyframe indices of ``stream`` from a pass over all its packets (the whole file is read)."""
+    packets = sorted((p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None)
+    keyframes = sorted({0} | {i for i, (_, key) in enumerate(packets) if key})  # 0: a seek to the start
+    return ScannedFrames([pts for pts, _ in packets]), keyframes
+
+
+def constant_rate(stream) -> tuple[GridFrames, list[int]] | None:
+    """The grid and keyframe indices of a constant-rate ``stream`` from the container's index (an MP4's sample
+    table, read when it was opened), or None unless: the index has the header's frame count, none of them
+    discarded (an edit list), their decode timestamps step by 1 / average rate to within a tick, and the stream
+    lasts that many steps. A keyframe's index in decode order is its frame index (closed GOPs; where it is not,
+    only speed suffers, as the decoded pts decide)."""
+    rate, base, count, entries = stream.average_rate, stream.time_base, stream.frames, stream.index_entries
+    if not rate or not base or not count or len(entries) != count or stream.start_time is None:
+        return None
+    step = 1 / (rate * base)  # ticks per frame
+    num, den = step.numerator, step.denominator
+    first, keyframes = entries[0].timestamp, []
+    for k, entry in enumerate(entries):  # integer arithmetic: an hour at 60 fps is 216,000 entries
+        if entry.is_discard or abs(den * (entry.timestamp - first) - k * num) >= den:
+            return None
+        if entry.is_keyframe:
+            keyframes.append(k)
+    if stream.duration is not None and abs(stream.duration - count * step) >= 1:
+        return None
+    return GridFrames(stream.start_time, step, count), sorted({0} | set(keyframes))
 
 
 def check_indices(indices: list[int], frames: int) -> None:

@@ -2,8 +2,10 @@
 
 An open reader (:func:`whatnext.data.mp4.open_mp4`) holds a file handle, the decoder's reference frames and
 the stream's frame index; a 1080p decoder is tens of MB, so a DataLoader worker that kept one per EPIC video
-(~700) would grow without bound. Readers never cross processes: a forked DataLoader worker drops the readers
-it inherited (its parent goes on using them) and opens its own, and a pickled pool (spawned workers) travels
+(~700) would grow without bound. Under the cap, shuffled segments over many videos make most reads reopen a
+video, which costs its header and index for a constant-rate stream (:mod:`whatnext.data.mp4`) and a pass over
+the whole file otherwise. Readers never cross processes: a forked DataLoader worker drops the readers it
+inherited (its parent goes on using them) and opens its own, and a pickled pool (spawned workers) travels
 empty.
 """
 
