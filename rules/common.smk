@@ -13,7 +13,7 @@ sys.path.insert(0, workflow.basedir)
 
 from workflow_scripts import config_checks, member_table as member_table_lib
 from workflow_scripts.code_fingerprint import stage_fingerprint
-from workflow_scripts.cli_manifest import load_manifest
+from workflow_scripts.cli_manifest import FINETUNE_CLI, load_manifest
 from workflow_scripts.member_table import ConfigError
 from workflow_scripts.training_settings import job_seed, merge_settings, render_flags
 
@@ -262,8 +262,15 @@ def finetune_inputs(family):
 
 
 def finetune_params(family):
-    """Params of a finetune rule: head, arch, aux/pseudo flags, seed and training flags of the member."""
+    """Params of the finetune job of a ``family`` member: the CLI module it runs (``cli``, FINETUNE_CLI),
+    that module's code fingerprint, the member's head, arch, aux/pseudo flags, its encoder flag, seed and
+    training flags, the data and resume dirs and the outcome file.
+
+    The same keys for every family: the rules derived from finetune_cascade (rules/finetune.smk) override
+    its params key by key, so a key that finetune_cascade alone had would leak into them.
+    """
     find = member_of(family)
+    cli = FINETUNE_CLI[family]
 
     def member_flags(wildcards):
         """Wildcards only, so that Snakemake tracks the value (params rerun trigger)."""
@@ -286,7 +293,22 @@ def finetune_params(family):
         member = find(wildcards)
         return f"--seed {member.seed} {render_flags(member.train)}{deadline_flag()}"
 
-    return {"member": member_flags, "train": train_flags}
+    return {
+        "cli": cli,
+        "code": stage_fingerprint(cli),
+        "member": member_flags,
+        "encoder": encoder_flag,
+        "train": train_flags,
+        "data": data_dir,
+        "resume": resume_dir,
+        "outcome": outcome_path(f"finetune_{family}"),
+    }
+
+
+def encoder_flag(wildcards, input):
+    """`` --encoder-ckpt PATH`` (leading space) of a member finetuning an SSL encoder (``input.encoder``);
+    none for a member trained from scratch."""
+    return f" --encoder-ckpt {input.encoder}" if "encoder" in input.keys() else ""
 
 
 def resume_dir(wildcards, output):
@@ -347,6 +369,16 @@ def gpu_mem_mb(rule_name):
         rule_name,
         config,
         retry_plan(rule_name, wildcards, attempt).memory_retries,
+    )
+
+
+def training_resources(rule_name):
+    """Resources of a GPU training job of ``rule_name``: runtime, gpu, mem_mb and micro_batch."""
+    return dict(
+        runtime=gpu_runtime(rule_name),
+        gpu=gpu_count(rule_name),
+        mem_mb=gpu_mem_mb(rule_name),
+        micro_batch=gpu_micro_batch(rule_name),
     )
 
 

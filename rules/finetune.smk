@@ -2,6 +2,12 @@
 
 A member's model trained on ``train`` feeds the stacker; its twin trained on ``trainval`` feeds the
 sidecar. Cascade members of pseudo-label round r > 0 train on train plus the pseudo-labels of round r.
+
+The five rules share one shape: finetune_cascade is written out, the others are ``use rule ... with:``
+copies naming their family's inputs, paths, resources and params. ``with:`` cannot change ``shell:``, so
+the command is generic: the CLI comes from ``params.cli`` and ``--encoder-ckpt`` from
+``params.encoder`` (empty from scratch); finetune_params(family) in common.smk builds them. Overridden
+``resources:`` replace the base rule's whole block; overridden ``params:`` replace it key by key.
 """
 
 
@@ -19,21 +25,14 @@ rule finetune_cascade:
         CONDA_ENV
     threads: 1
     resources:
-        runtime=gpu_runtime("finetune_cascade"),
-        gpu=gpu_count("finetune_cascade"),
-        mem_mb=gpu_mem_mb("finetune_cascade"),
-        micro_batch=gpu_micro_batch("finetune_cascade"),
+        **training_resources("finetune_cascade"),
     params:
         **finetune_params("cascade"),
-        code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
-        data=data_dir,
-        resume=resume_dir,
-        outcome=outcome_path("finetune_cascade"),
     shell:
-        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
+        "python -m {params.cli} --data {params.data}{params.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
-rule finetune_mae2d:
+use rule finetune_cascade as finetune_mae2d with:
     input:
         unpack(finetune_inputs("mae2d")),
     output:
@@ -43,25 +42,13 @@ rule finetune_mae2d:
         f"{LOGS}/finetune/mae2d-{{name}}/{{fit}}.log",
     benchmark:
         f"{BENCH}/finetune/mae2d-{{name}}/{{fit}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        runtime=gpu_runtime("finetune_mae2d"),
-        gpu=gpu_count("finetune_mae2d"),
-        mem_mb=gpu_mem_mb("finetune_mae2d"),
-        micro_batch=gpu_micro_batch("finetune_mae2d"),
+        **training_resources("finetune_mae2d"),
     params:
         **finetune_params("mae2d"),
-        code=stage_fingerprint("whatnext.finetune.track_a_mae2d"),
-        data=data_dir,
-        resume=resume_dir,
-        outcome=outcome_path("finetune_mae2d"),
-    shell:
-        "python -m whatnext.finetune.track_a_mae2d --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
-rule finetune_videomae:
+use rule finetune_cascade as finetune_videomae with:
     input:
         unpack(finetune_inputs("videomae")),
     output:
@@ -71,25 +58,13 @@ rule finetune_videomae:
         f"{LOGS}/finetune/videomae-{{name}}/{{fit}}.log",
     benchmark:
         f"{BENCH}/finetune/videomae-{{name}}/{{fit}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        runtime=gpu_runtime("finetune_videomae"),
-        gpu=gpu_count("finetune_videomae"),
-        mem_mb=gpu_mem_mb("finetune_videomae"),
-        micro_batch=gpu_micro_batch("finetune_videomae"),
+        **training_resources("finetune_videomae"),
     params:
         **finetune_params("videomae"),
-        code=stage_fingerprint("whatnext.finetune.track_a_videomae"),
-        data=data_dir,
-        resume=resume_dir,
-        outcome=outcome_path("finetune_videomae"),
-    shell:
-        "python -m whatnext.finetune.track_a_videomae --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
-rule finetune_jepa:
+use rule finetune_cascade as finetune_jepa with:
     input:
         unpack(finetune_inputs("jepa")),
     output:
@@ -99,25 +74,13 @@ rule finetune_jepa:
         f"{LOGS}/finetune/jepa-{{name}}/{{fit}}.log",
     benchmark:
         f"{BENCH}/finetune/jepa-{{name}}/{{fit}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        runtime=gpu_runtime("finetune_jepa"),
-        gpu=gpu_count("finetune_jepa"),
-        mem_mb=gpu_mem_mb("finetune_jepa"),
-        micro_batch=gpu_micro_batch("finetune_jepa"),
+        **training_resources("finetune_jepa"),
     params:
         **finetune_params("jepa"),
-        code=stage_fingerprint("whatnext.finetune.track_a_jepa"),
-        data=data_dir,
-        resume=resume_dir,
-        outcome=outcome_path("finetune_jepa"),
-    shell:
-        "python -m whatnext.finetune.track_a_jepa --data {params.data} --encoder-ckpt {input.encoder} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"
 
 
-rule finetune_scratch:
+use rule finetune_cascade as finetune_scratch with:
     input:
         unpack(finetune_inputs("scratch")),
     output:
@@ -127,19 +90,7 @@ rule finetune_scratch:
         f"{LOGS}/finetune/scratch-{{name}}/{{fit}}.log",
     benchmark:
         f"{BENCH}/finetune/scratch-{{name}}/{{fit}}.tsv"
-    conda:
-        CONDA_ENV
-    threads: 1
     resources:
-        runtime=gpu_runtime("finetune_scratch"),
-        gpu=gpu_count("finetune_scratch"),
-        mem_mb=gpu_mem_mb("finetune_scratch"),
-        micro_batch=gpu_micro_batch("finetune_scratch"),
+        **training_resources("finetune_scratch"),
     params:
         **finetune_params("scratch"),
-        code=stage_fingerprint("whatnext.finetune.track_a_scratch"),
-        data=data_dir,
-        resume=resume_dir,
-        outcome=outcome_path("finetune_scratch"),
-    shell:
-        "python -m whatnext.finetune.track_a_scratch --data {params.data} {params.member} --fit {wildcards.fit} --out {output.ckpt} --metrics {output.metrics} {params.train} --micro-batch {resources.micro_batch} --threads {threads} --resume-dir {params.resume} --outcome {params.outcome} > {log} 2>&1"

@@ -192,7 +192,8 @@ def test_benchmark_patterns_match_the_benchmark_paths_of_the_rules():
     samples = {"family": "cascade", "gen": "3", "head": "attn", "round": "1", "fit": "train", "name": "m5l",
                "member": "videomae-m5l"}
     for rule, pattern in time_limits.BENCHMARK_PATTERNS.items():
-        block = re.search(rf"rule {rule}:(.*?)(?=\nrule |\Z)", rules_text, re.S).group(1)
+        head = rf"(?:rule {rule}|use rule \w+ as {rule} with):"  # a rule or one derived with use rule
+        block = re.search(rf"(?m)^{head}(.*?)(?=^(?:use )?rule |\Z)", rules_text, re.S).group(1)
         template = re.search(r'benchmark:\s*\n\s*f"\{BENCH\}/([^"]+)"', block).group(1)
         path = template.replace("{{", "{").replace("}}", "}").format(**samples)
         assert re.fullmatch(pattern, path), (rule, path)

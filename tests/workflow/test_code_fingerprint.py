@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+from workflow_scripts.cli_manifest import FINETUNE_CLI
 from workflow_scripts.code_fingerprint import import_closure, stage_fingerprint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,13 +71,31 @@ def test_every_rule_running_a_stage_carries_that_stages_fingerprint():
     blocks = re.split(r"(?m)^(?=\s*rule \w+:|use rule )", text)
     checked = 0
     for block in blocks:
-        stage = re.search(r'"python -m (whatnext\.[\w.{}]+)', block)
+        stage = re.search(r'"python -m (whatnext\.[\w.{}]+|\{params\.cli\})', block)
         if not stage:
             continue
         name = re.search(r"rule (\w+):", block).group(1)
         if "{params.method}" in stage.group(1):  # ssl_pretrain: the method's CLI, through ssl_params()
             assert "**ssl_params()" in block, name
             continue
+        if stage.group(1) == "{params.cli}":  # the finetune rules: the family's CLI and its fingerprint
+            assert "**finetune_params(" in block, name
+            checked += 1
+            continue
         assert f'code=stage_fingerprint("{stage.group(1)}")' in block, f"rule {name} runs {stage.group(1)} without its code fingerprint"
         checked += 1
     assert checked >= 13
+
+
+def test_each_finetune_rule_takes_its_own_familys_inputs_params_and_resources():
+    """The rules derived with ``use rule finetune_cascade as finetune_X with:`` inherit whatever they do not
+    override: each must name its own family (the CLI and its fingerprint come with finetune_params(family))."""
+    text = (REPO / "rules" / "finetune.smk").read_text()
+    for family in FINETUNE_CLI:
+        head = rf"(?:rule finetune_{family}|use rule \w+ as finetune_{family} with):"
+        block = re.search(rf"(?m)^{head}\n(.*?)(?=^(?:use )?rule |\Z)", text, re.S).group(1)
+        assert f'unpack(finetune_inputs("{family}"))' in block, family
+        assert f'**finetune_params("{family}")' in block, family
+        assert f'**training_resources("finetune_{family}")' in block, family
+        folders = re.findall(r'f"\{(?:R|LOGS|BENCH)\}/(?:models|finetune)/(\w+)-', block)  # ckpt, metrics, log, benchmark
+        assert folders == [family] * 4, (family, folders)
