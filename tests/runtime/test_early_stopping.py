@@ -7,7 +7,7 @@ import torch
 
 from whatnext.runtime.early_stopping import EarlyStopping
 from whatnext.runtime.trainer import STOP_AFTER_STEPS_ENV, Trainer, TrainingIncomplete, TrainOptions
-from tests.runtime.test_trainer import DropoutRegressor, NoisyPoints, mse
+from tests.runtime.test_trainer import DropoutRegressor, NoisyPoints, fit_through_stops, mse
 
 STEPS_PER_EPOCH = 4  # 20 points, batches of 6
 
@@ -106,15 +106,7 @@ def test_a_run_killed_between_best_and_stop_resumes_to_the_same_stop_and_weights
     ref_result = reference.fit()
     assert len(ref_result.history) == epochs
     monkeypatch.setenv(STOP_AFTER_STEPS_ENV, "7")  # killed every 7 steps, mid-epoch
-    kills = []
-    while True:
-        trainer, _ = scripted_trainer(tmp_path, losses, patience=3, chance=chance)
-        trainer.resume_if_possible()
-        try:
-            result = trainer.fit()
-            break
-        except TrainingIncomplete as stop:
-            kills.append(stop.step)
+    trainer, result, kills = fit_through_stops(lambda: scripted_trainer(tmp_path, losses, patience=3, chance=chance)[0])
     assert kills == list(range(7, epochs * STEPS_PER_EPOCH, 7))
     assert same_weights(trainer.model.state_dict(), reference.model.state_dict())
     assert same_weights(trainer.model.state_dict(), ref_score.weights[ref_result.stopping["stop_best_epoch"]])

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from whatnext.runtime.trainer import STOP_AFTER_STEPS_ENV, CudaOutOfMemory, Trainer, TrainingIncomplete, TrainOptions
+from tests.runtime.test_trainer import fit_through_stops
 
 
 class Points(Dataset):
@@ -85,15 +86,7 @@ def test_a_run_at_micro_batch_4_resumes_exactly_after_a_kill(tmp_path, monkeypat
     reference = trainer(tmp_path / "ref", 4, n=24, max_epochs=3, resume_dir=None)
     losses = [r["loss"] for r in reference.fit().history]
     monkeypatch.setenv(STOP_AFTER_STEPS_ENV, "4")
-    stops = []
-    while True:
-        run = trainer(tmp_path, 4, n=24, max_epochs=3)
-        run.resume_if_possible()
-        try:
-            result = run.fit()
-            break
-        except TrainingIncomplete as stop:
-            stops.append(stop.step)
+    run, result, stops = fit_through_stops(lambda: trainer(tmp_path, 4, n=24, max_epochs=3))
     assert stops == [4, 8] and [r["loss"] for r in result.history] == losses
     for key, value in reference.model.state_dict().items():
         assert torch.equal(value, run.model.state_dict()[key]), key

@@ -125,19 +125,24 @@ def test_same_seed_gives_identical_weights(tmp_path):
         assert torch.equal(value, b.model.state_dict()[key])
 
 
+def fit_through_stops(make_run) -> tuple[Trainer, object, list[int]]:
+    """Build a trainer with ``make_run()``, resume and fit it until a fit completes (the injected stops of
+    ``STOP_AFTER_STEPS_ENV`` raise TrainingIncomplete); returns (last trainer, its result, the stop steps)."""
+    stops = []
+    while True:
+        trainer = make_run()
+        trainer.resume_if_possible()
+        try:
+            return trainer, trainer.fit(), stops
+        except TrainingIncomplete as stop:
+            stops.append(stop.step)
+
+
 def test_resume_after_injected_stops_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path, monkeypatch):
     reference = make_trainer(tmp_path / "ref", resume_dir=None)
     ref_result = reference.fit()
     monkeypatch.setenv(STOP_AFTER_STEPS_ENV, "5")  # 12 steps: stops at 5 and 10 (mid-epoch both times)
-    stops = []
-    while True:
-        trainer = make_trainer(tmp_path)
-        trainer.resume_if_possible()
-        try:
-            result = trainer.fit()
-            break
-        except TrainingIncomplete as stop:
-            stops.append(stop.step)
+    trainer, result, stops = fit_through_stops(lambda: make_trainer(tmp_path))
     assert stops == [5, 10]
     for key, value in reference.model.state_dict().items():
         assert torch.equal(value, trainer.model.state_dict()[key]), key
