@@ -373,7 +373,7 @@ def gpu_mem_mb(rule_name):
 
 
 def training_resources(rule_name):
-    """Resources of a GPU training job of ``rule_name``: runtime, gpu, mem_mb and micro_batch."""
+    """Resources of a GPU training job (SSL or finetune) of ``rule_name``: runtime, gpu, mem_mb and micro_batch."""
     return dict(
         runtime=gpu_runtime(rule_name),
         gpu=gpu_count(rule_name),

@@ -19,10 +19,7 @@ rule ssl_pretrain:
         CONDA_ENV
     threads: 1
     resources:
-        runtime=gpu_runtime("ssl_pretrain"),
-        gpu=gpu_count("ssl_pretrain"),
-        mem_mb=gpu_mem_mb("ssl_pretrain"),
-        micro_batch=gpu_micro_batch("ssl_pretrain"),
+        **training_resources("ssl_pretrain"),
     params:
         **ssl_params(),
         data=data_dir,

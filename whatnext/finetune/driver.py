@@ -289,8 +289,7 @@ def majority_scores(train_labels: np.ndarray, val_labels: np.ndarray, task: Task
     """Validation top-1 of always predicting the training majority: ``val_majority_top1`` (one head) or
     ``val_{head}_majority_top1`` per head."""
     if len(task.heads) == 1:
-        majority = int(np.bincount(train_labels).argmax())
-        return {"val_majority_top1": float((val_labels == majority).mean())}
+        return {"val_majority_top1": majority_share(train_labels, val_labels, task)}
     train, val = task.decode(train_labels), task.decode(val_labels)
     return {f"val_{h}_majority_top1": float((val[h] == np.bincount(train[h]).argmax()).mean()) for h in task.head_names}
 

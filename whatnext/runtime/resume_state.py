@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 STATE_FILE = "trainer_state.pt"
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: the stopping state holds the epoch the stop split first beat chance
 
 
 class ResumeStateError(ValueError):
