@@ -43,6 +43,18 @@ def test_fit_train_writes_a_checkpoint_per_epoch_stop_scores_and_the_final_val_s
     build_model(ckpt["model_config"]).load_state_dict(ckpt["state_dict"], strict=True)
 
 
+def test_clip_residual_reaches_the_checkpoint_and_a_timm_encoder_refuses_it(micro_data_dir, tmp_path):
+    result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, extra=["--max-epochs", "1", "--clip-residual"]))
+    assert result.exit_code == 0, result.output
+    ckpt = load_checkpoint(tmp_path / "m.pt", expected_kind="classifier")
+    assert ckpt["model_config"]["encoder_kwargs"] == {"clip_residual": True}
+    assert build_model(ckpt["model_config"]).encoder.clip_residual
+    args = scratch_args(micro_data_dir, tmp_path, name="t", extra=["--clip-residual", "--img-size", "224"])
+    args[args.index("conv3d_tiny")] = "efficientformer_l1"
+    refused = CliRunner().invoke(track_a_scratch.main, [str(a) for a in args])
+    assert refused.exit_code != 0 and "efficientformer_l1" in refused.output and "clip_residual" in refused.output
+
+
 def test_trainval_twin_learns_from_train_and_val_and_scores_nothing(micro_data_dir, tmp_path):
     result = run(track_a_scratch, scratch_args(micro_data_dir, tmp_path, fit="trainval"))
     assert result.exit_code == 0, result.output

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from whatnext.models import build_model, list_encoders, list_heads
+from whatnext.models import build_encoder, build_model, list_encoders, list_heads
 
 TINY_ENCODERS = ["mae2d_vit_tiny", "videomae_vit_tiny", "conv2d_tiny", "conv3d_tiny"]
 SMALLEST_SIZE = {"efficientformer_l1": 224, "efficientformer_l3": 224, "efficientformer_l7": 224}
@@ -49,3 +49,16 @@ def test_forward_with_features_matches_forward_and_encode():
     logits, features = model.forward_with_features(x)
     torch.testing.assert_close(logits, model(x))
     torch.testing.assert_close(features, model.encode(x))
+
+
+@pytest.mark.parametrize("name", ["conv2d_tiny", "conv3d_tiny"])
+def test_a_conv_encoder_on_the_clip_residual_ignores_a_static_background(name):
+    """Frames minus their clip mean: a background shared by every frame cancels; the raw net sees it."""
+    torch.manual_seed(0)
+    config = {"encoder": name, "img_size": 32, "num_frames": 4}
+    x = torch.randn(2, 4, 3, 32, 32)
+    background = 3 * torch.randn(2, 1, 3, 32, 32)
+    residual = build_encoder(config | {"encoder_kwargs": {"clip_residual": True}}).eval()
+    torch.testing.assert_close(residual(x + background), residual(x), rtol=1e-4, atol=1e-4)
+    raw = build_encoder(config).eval()
+    assert not torch.allclose(raw(x + background), raw(x), atol=1e-2)

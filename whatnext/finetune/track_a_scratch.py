@@ -25,17 +25,22 @@ from whatnext.tasks import WHATNEXT
 @click.option("--img-size", type=click.IntRange(min=8), default=None, help="Input side in px [default: the data's frame size].")
 @finetune_options(layer_decay=1.0, drop_path=0.0, crop_min=STRONG.crop_min, jitter=STRONG.jitter)
 @training_options(max_epochs=30, batch_size=64, lr=1e-3, warmup_epochs=1.0)
+@click.option("--clip-residual/--no-clip-residual", default=False, show_default=True,
+              help="The encoder sees each frame minus the clip's mean frame (conv encoders; see "
+                   "whatnext.models.encoders_conv).")
 @click.option("--init-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Local weights of the per-frame backbone (e.g. a torchvision/timm resnet50 state dict; its fc.* "
                    "is dropped). Nothing is ever downloaded.")
-def main(arch, img_size, init_weights, ft, train):
+def main(arch, img_size, clip_residual, init_weights, ft, train):
     """Train an encoder from scratch: --fit train (val scored) or trainval (sidecar twin)."""
     task = ft.load_task()
     if task is WHATNEXT and ft.frames not in (None, task.frames):
         raise BadInput(f"--frames {ft.frames}: the whatnext task's clips have {task.frames} frames")
     size = img_size or data_frame_size(ft.data, ft.task)
-    config = classifier_config({"encoder": arch, "img_size": size, "num_frames": ft.frames or task.frames}, ft.head,
-                               ft.drop_path, task)
+    encoder = {"encoder": arch, "img_size": size, "num_frames": ft.frames or task.frames}
+    if clip_residual:
+        encoder["encoder_kwargs"] = {"clip_residual": True}
+    config = classifier_config(encoder, ft.head, ft.drop_path, task)
     init = None if init_weights is None else (backbone_state(init_weights), init_weights)
     run_finetune("track_a_scratch", config, ft, train, init_encoder=init)
 
