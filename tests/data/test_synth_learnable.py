@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from whatnext.data.class_table import load_class_table
-from whatnext.data.synth import _jpeg, render_clip
+from whatnext.data.synth import encode_jpeg, render_clip
 from whatnext.data.synth_programs import class_programs
 from whatnext.data.synth_render import sample_scene
 from whatnext.data.zip_dataset import ClipDataset, decode_jpeg
@@ -28,7 +28,7 @@ def fresh_clips(label: int, n: int, size: int) -> torch.Tensor:
     clips = []
     for i in range(n):
         frames = render_clip(program, sample_scene(np.random.default_rng([99, label, i]), size))
-        clips.append(torch.stack([decode_jpeg(_jpeg(f, 90)) for f in frames]))
+        clips.append(torch.stack([decode_jpeg(encode_jpeg(f, 90)) for f in frames]))
     return torch.stack(clips)
 
 

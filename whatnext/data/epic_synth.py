@@ -33,7 +33,7 @@ import click
 import numpy as np
 
 from whatnext.data.mp4 import backend, write_mp4
-from whatnext.data.synth import _jpeg
+from whatnext.data.synth import encode_jpeg
 from whatnext.runtime.atomic import atomic_path
 from whatnext.runtime.logging_setup import cli_logging
 
@@ -141,7 +141,7 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     for k, frame in enumerate(frames, start=1):
-        (partial / f"frame_{k:010d}.jpg").write_bytes(_jpeg(frame, 90))
+        (partial / f"frame_{k:010d}.jpg").write_bytes(encode_jpeg(frame, 90))
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
 

@@ -111,7 +111,8 @@ def member_dir(table: ClassTable, split: str, video_id: str, label: int) -> str:
     return f"{split}/{table.names[label]}/video_{video_id}"
 
 
-def _jpeg(frame: np.ndarray, quality: int) -> bytes:
+def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    """One RGB frame [H, W, 3] uint8 as JPEG bytes at ``quality`` (1-95, Pillow)."""
     buffer = io.BytesIO()
     Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
@@ -148,7 +149,7 @@ def generate(out: str | Path, scale: float, size: int | None = None, seed: int =
                     for k, frame in enumerate(render_clip(programs[label], scene)):
                         info = zipfile.ZipInfo(f"{folder}/frame_{k}.jpg", date_time=ZIP_TIMESTAMP)
                         info.external_attr = 0o644 << 16
-                        archive.writestr(info, _jpeg(frame, quality))
+                        archive.writestr(info, encode_jpeg(frame, quality))
                     bar.update()
     train, val, test = plans
     _write_csv(out / "train.csv", train.video_ids, train.annotated)
