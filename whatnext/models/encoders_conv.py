@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from whatnext.models.clip_residual import minus_clip_mean
 from whatnext.models.registry import ENCODERS
 
 
@@ -42,7 +43,7 @@ class ConvEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t = x.shape[:2]
         if self.clip_residual:
-            x = x - x.mean(dim=1, keepdim=True)
+            x = minus_clip_mean(x)
         if self.spatial_dims == 2:
             maps = self.stages(x.flatten(0, 1))  # [B*T, D, h, w]
             return maps.flatten(2).transpose(1, 2).reshape(b, t, -1, self.embed_dim)

@@ -21,6 +21,7 @@ from torch import nn
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 
+from whatnext.models.clip_residual import minus_clip_mean
 from whatnext.models.patches import patchify
 from whatnext.models.registry import ENCODERS
 
@@ -85,7 +86,7 @@ class MaskableViT(nn.Module):
             raise ValueError(f"{type(self).__name__} built for clips [B, {', '.join(map(str, self.input_shape))}], "
                              f"got {list(x.shape)}")
         if self.clip_residual:
-            x = x - x.mean(dim=1, keepdim=True)
+            x = minus_clip_mean(x)
         return self.to_sequences(patchify(x, self.patch_size, self.tubelet_size))
 
     def embed(self, x: torch.Tensor, ids_keep: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, init_weights_vit_timm
 
 from whatnext.models import build_encoder
+from whatnext.models.clip_residual import minus_clip_mean
 from whatnext.models.patches import patchify
 from whatnext.models.vit_base import MaskableViT, gather_tokens
 from whatnext.ssl.masking import Masking, build_masking, reconstructed_indices, visible_indices
@@ -123,8 +124,8 @@ class MaskedAutoencoder(nn.Module):
     def residual_sequences(self, x: torch.Tensor) -> torch.Tensor:
         """Clip [B, T, C, H, W] -> its motion residual (each frame minus the clip's mean frame) as patch
         vectors per sequence [S, L, P], in the encoder's layout."""
-        residual = x - x.mean(dim=1, keepdim=True)
-        return self.encoder.to_sequences(patchify(residual, self.encoder.patch_size, self.encoder.tubelet_size))
+        encoder = self.encoder
+        return encoder.to_sequences(patchify(minus_clip_mean(x), encoder.patch_size, encoder.tubelet_size))
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, mask: torch.Tensor | None = None) -> MAEOutput:
         """Clip x [B, T, C, H, W]; the mask [B, T', N] is drawn from ``generator`` unless given. With TATS
